@@ -1,0 +1,1 @@
+"""The ``spermtrack`` command: one module per sub-command group, loaded lazily."""

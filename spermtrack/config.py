@@ -1,0 +1,133 @@
+"""One typed configuration tree for the whole engine, saved as JSON next to every result.
+
+Each stage has a frozen dataclass of its own parameters; :class:`Config` groups them. ``to_dict``
+/ ``from_dict`` round-trip exactly, unknown keys in a user file are an error (typos must not pass
+silently), and missing keys take the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spermtrack.errors import InputFileError
+from spermtrack.io.atomic import write_json_atomic
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Decoding. ``chunk_frames``: frames per chunk handed to later stages (memory ~ chunk x
+    frame size). ``fallback_fps``: used only when neither the user nor the container gives a rate."""
+
+    chunk_frames: int = 64
+    fallback_fps: float = 50.0
+
+
+@dataclass(frozen=True)
+class EnhanceConfig:
+    """HLDNBM spatial Laplace background model (see :mod:`spermtrack.tracker.enhance`)."""
+
+    enabled: bool = True
+    window_px: int = 31
+    scale_floor: float = 2.0
+    z_clip: float = 8.0
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    detector: str = "blob"
+    weights: str | None = None
+    conf_threshold: float = 0.25
+    tile_px: int = 320
+    tile_overlap: float = 0.15
+    full_frame_pass: bool = False
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    max_speed_px_frame: float = 12.0
+    confirm_s: float = 0.06
+    delete_after_s: float = 0.3
+    stitch: bool = True
+    reid_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class KinematicsConfig:
+    """CASA kinematics. ``window``: average-path window in points (odd, >= 3); ``None`` = the odd
+    integer nearest fps/12. ``min_duration_s``: shorter tracks are counted but not graded.
+    ``aggregate``: ``"track"`` (each cell once) or ``"window"`` (cells per time window)."""
+
+    preset: str = "who2021"
+    window: int | None = None
+    min_duration_s: float = 0.5
+    aggregate: str = "track"
+    aggregate_window_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class MorphologyConfig:
+    segmenter: str = "classical"
+    weights: str | None = None
+    crops_per_track: int = 5
+    crop_px: int = 64
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole tree. ``Config().to_dict()`` is what gets saved beside results."""
+
+    video: VideoConfig = field(default_factory=VideoConfig)
+    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
+    morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> "Config":
+        return _build(cls, data, source, "")
+
+    def save(self, path: str | Path) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputFileError(p, "config file not found") from None
+        except json.JSONDecodeError as err:
+            raise InputFileError(p, f"not valid JSON ({err.msg})", line=err.lineno) from None
+        if not isinstance(data, dict):
+            raise InputFileError(p, "a config file must hold a JSON object")
+        return cls.from_dict(data, source=str(p))
+
+    def replace(self, section: str, **changes) -> "Config":
+        """A copy with some fields of one section changed: ``cfg.replace("kinematics", preset=...)``."""
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+def _build(cls, data: dict, source: str, prefix: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InputFileError(source, f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+                             f"known: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise InputFileError(source, f"config key {prefix + name} must be an object")
+            kwargs[name] = _build(type(default), value, source, f"{prefix}{name}.")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

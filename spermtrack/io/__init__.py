@@ -1,0 +1,1 @@
+"""Input and output: video (PyAV), VISEM-Tracking, MOTChallenge, atomic exports."""
