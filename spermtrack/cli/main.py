@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "synth": "spermtrack.cli.synth_cmd:synth",
     "kinematics": "spermtrack.cli.kinematics_cmd:kinematics",
     "visem-check": "spermtrack.cli.visem_cmd:visem_check",
+    "evaluate": "spermtrack.cli.evaluate_cmd:evaluate",
 }
 
 
