@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "info": "spermtrack.cli.video_cmds:info",
     "synth": "spermtrack.cli.synth_cmd:synth",
     "kinematics": "spermtrack.cli.kinematics_cmd:kinematics",
+    "detect": "spermtrack.cli.detect_cmd:detect",
+    "train": "spermtrack.cli.train_cmd:train",
     "visem-check": "spermtrack.cli.visem_cmd:visem_check",
     "evaluate": "spermtrack.cli.evaluate_cmd:evaluate",
 }

@@ -27,6 +27,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -283,6 +284,36 @@ def write_counts_csv(path: str | Path, videos: list[VisemVideo]) -> Path:
         for f, row in v.class_counts().iterrows():
             lines.append(f"{v.video_id}_frame_{f},{row.iloc[0]},{row.iloc[1]},{row.iloc[2]}")
     return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def iter_video_frames(v: VisemVideo, frames) -> Iterator[tuple[int, np.ndarray]]:
+    """``(frame, gray uint8 image)`` for the chosen frames, in order: from ``images/`` when they
+    are there, else decoded (streamed) from the video."""
+    import cv2
+
+    img_dir = v.folder / "images"
+    wanted = set(int(f) for f in frames)
+    if not wanted:
+        return
+    if img_dir.is_dir() and all((img_dir / f"{v.video_id}_frame_{f}.jpg").is_file() for f in list(wanted)[:3]):
+        for f in sorted(wanted):
+            p = img_dir / f"{v.video_id}_frame_{f}.jpg"
+            img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                raise InputFileError(p, "cannot be read as an image")
+            yield f, img
+        return
+    if v.video_path is None:
+        raise InputFileError(v.folder, "has neither images/ nor a video to take frames from")
+    from spermtrack.io.video import VideoReader
+
+    last = max(wanted)
+    with VideoReader(v.video_path) as reader:
+        for idx, _, img in reader.iter_frames():
+            if idx in wanted:
+                yield idx, img
+            if idx >= last:
+                break
 
 
 # --- internals -------------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""``spermtrack detect``: stream a video through a detector, write MOT detection lines."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command("detect")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
+              help="Output MOT detections: frame,-1,left,top,w,h,conf,-1,-1,-1 (frames 1-based).")
+@click.option("--detector", type=click.Choice(["blob", "yolo"]), default="blob", show_default=True)
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="YOLO .pt (for --detector yolo).")
+@click.option("--no-enhance", is_flag=True, help="Skip the HLDNBM enhancement.")
+@click.option("--tile", "tile_px", type=int, default=320, show_default=True, help="YOLO tile side (0: full frame).")
+@click.option("--conf", type=float, default=None, help="YOLO confidence threshold (default 0.25).")
+@click.option("--chunk", "chunk_frames", type=int, default=32, show_default=True, help="Frames per batch.")
+def detect(video: Path, out_path: Path, detector: str, weights: Path | None, no_enhance: bool,
+           tile_px: int, conf: float | None, chunk_frames: int) -> None:
+    """Detect sperm heads in VIDEO."""
+    from spermtrack.errors import InputFileError
+    from spermtrack.io.mot import write_mot_detections
+    from spermtrack.io.video import VideoReader
+    from spermtrack.tracker.detectors import make_detector
+
+    if not video.is_file():
+        raise InputFileError(video, "video file not found")
+    kwargs = {}
+    if detector == "yolo":
+        kwargs["tile_px"] = tile_px
+        if conf is not None:
+            kwargs["conf"] = conf
+    det = make_detector(detector, weights=weights, enhance=not no_enhance, **kwargs)
+    dets = {}
+    t0 = time.perf_counter()
+    with VideoReader(video, chunk_frames=chunk_frames) as reader:
+        try:
+            for chunk in reader.iter_chunks():
+                for i, d in enumerate(det.detect(chunk.frames)):
+                    dets[chunk.start + i] = d
+        finally:
+            # whatever was detected before a decode error is still written
+            if dets:
+                write_mot_detections(out_path, dets)
+    dt = time.perf_counter() - t0
+    n = sum(len(d) for d in dets.values())
+    click.echo(f"{len(dets)} frames, {n} detections ({n / max(len(dets), 1):.1f}/frame), "
+               f"{len(dets) / dt:.1f} frames/s -> {out_path}")

@@ -1,0 +1,55 @@
+"""``spermtrack train ...``: train our own models offline (no weights are ever downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("train")
+def train() -> None:
+    """Train models from VISEM-Tracking labels or `spermtrack synth` output."""
+
+
+@train.command("detector")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--model", default="yolo11n.yaml", show_default=True, help="Model YAML (from scratch) or .pt.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--imgsz", type=int, default=320, show_default=True)
+@click.option("--tile", type=int, default=320, show_default=True, help="Tile side in px (0: full frames).")
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--enhance/--no-enhance", default=True, show_default=True, help="Train on HLDNBM-enhanced frames.")
+@click.option("--frame-step", type=int, default=5, show_default=True, help="Use every n-th annotated frame.")
+@click.option("--augment-copies", type=int, default=0, show_default=True,
+              help="Extra copies of each tile over re-rendered Laplace backgrounds.")
+@click.option("--device", default=None, help="cpu, 0, ... (default: GPU when present).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_detector_cmd(data, out_dir, model, epochs, imgsz, tile, batch, enhance, frame_step, augment_copies,
+                       device, seed) -> None:
+    """Train a YOLO head detector on DATA (a VISEM-Tracking root or synth output)."""
+    from spermtrack.tracker.train_detector import DetectorTrainConfig, train_detector
+
+    cfg = DetectorTrainConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, tile=tile, enhance=enhance,
+                              frame_step=frame_step, augment_copies=augment_copies, device=device, seed=seed)
+    weights = train_detector(data, out_dir, cfg)
+    click.echo(f"weights: {weights}")
+
+
+@train.command("reid")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Output weights (.pt).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--ids-per-batch", type=int, default=16, show_default=True)
+@click.option("--crops-per-id", type=int, default=4, show_default=True)
+@click.option("--crops-per-track", type=int, default=16, show_default=True)
+@click.option("--device", default=None, help="cpu or cuda (default: GPU when present).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_reid_cmd(data, out_path, epochs, ids_per_batch, crops_per_id, crops_per_track, device, seed) -> None:
+    """Train the ResNet50 ReID embedder on head crops of the tracks in DATA."""
+    from spermtrack.tracker.reid import ReIDTrainConfig, train_reid
+
+    cfg = ReIDTrainConfig(epochs=epochs, ids_per_batch=ids_per_batch, crops_per_id=crops_per_id,
+                          crops_per_track=crops_per_track, device=device, seed=seed)
+    click.echo(f"weights: {train_reid(data, out_path, cfg)}")

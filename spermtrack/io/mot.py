@@ -1,0 +1,229 @@
+"""MOTChallenge text files: tracks and detections.
+
+One object per line, comma- (or whitespace-) separated::
+
+    frame, id, left, top, width, height, conf, x, y, z
+
+- ``frame`` is **1-based** in the file; spermtrack's Tracks table is 0-based, and this module
+  is the only place that converts (``frame_table = frame_file - 1``).
+- ``id`` is the track id; detection files use ``-1``.
+- ``left, top, width, height`` is the box in px; the Tracks table stores its centre
+  (``x = left + width / 2``, ``y = top + height / 2``) and size (``w, h``).
+- ``conf`` defaults to 1 when a line has only the first six columns.
+- Columns after ``conf`` (world ``x, y, z`` in MOT15, ``class, visibility`` in MOT16/17 ground
+  truth, ``1,1,1`` in VISEM-Tracking's files) are not read: they mean different things in
+  different datasets, so ``cls`` is always 0 on reading. Writers put ``-1,-1,-1`` there.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spermtrack.errors import InputFileError, ParameterError
+from spermtrack.io.atomic import write_text_atomic
+from spermtrack.types import Detections, make_tracks
+
+#: The columns of a MOTChallenge 2D line, in order.
+MOT_COLUMNS: tuple[str, ...] = ("frame", "id", "left", "top", "width", "height", "conf", "x", "y", "z")
+
+_SPLIT = re.compile(r"[,\s]+")
+
+
+def mot_columns() -> tuple[str, ...]:
+    """Return :data:`MOT_COLUMNS` (``frame`` 1-based, box in px, ``conf``, then unused x y z)."""
+    return MOT_COLUMNS
+
+
+def _parse(path: Path) -> np.ndarray:
+    """Return an ``(n, 7)`` float array ``frame, id, left, top, w, h, conf`` of a MOT file.
+
+    Raises:
+        InputFileError: missing file, or a line that is not 6+ numbers with an integer
+            ``frame >= 1`` and an integer ``id`` (names the 1-based line).
+    """
+    if not path.exists():
+        raise InputFileError(path, "file not found")
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not a MOTChallenge text file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not a text file (MOTChallenge files are comma-separated text)") from None
+    fast = _parse_fast(text)
+    if fast is not None:
+        return fast
+    rows: list[list[float]] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = _SPLIT.split(line.strip(", "))
+        if len(parts) < 6:
+            raise InputFileError(path, f"{len(parts)} values, a MOTChallenge line needs at least 6 "
+                                       f"(frame,id,left,top,width,height): {raw!r}", line=lineno)
+        try:
+            vals = [float(p) for p in parts[:7]]
+        except ValueError:
+            raise InputFileError(path, f"not a number in {raw!r}", line=lineno) from None
+        if not all(np.isfinite(vals)):
+            raise InputFileError(path, f"NaN or infinite value in {raw!r}", line=lineno)
+        if vals[0] != int(vals[0]) or vals[1] != int(vals[1]):
+            raise InputFileError(path, f"frame and id must be whole numbers: {raw!r}", line=lineno)
+        if vals[0] < 1:
+            raise InputFileError(path, f"frame {vals[0]:g} < 1 (MOTChallenge frames are 1-based)",
+                                 line=lineno)
+        if vals[4] < 0 or vals[5] < 0:
+            raise InputFileError(path, f"negative box width or height: {raw!r}", line=lineno)
+        if len(vals) == 6:
+            vals.append(1.0)
+        rows.append(vals)
+    return np.asarray(rows, np.float64).reshape(-1, 7)
+
+
+def _parse_fast(text: str) -> np.ndarray | None:
+    """Vectorised parse of a well-formed file; ``None`` sends it to the line-by-line parser,
+    which finds and names the bad line."""
+    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), None)
+    if first is None:
+        return np.zeros((0, 7))
+    sep = "," if "," in first else r"\s+"
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, header=None, comment="#",
+                         skip_blank_lines=True, dtype=np.float64, engine="c")
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if df.shape[1] < 6:
+        return None
+    a = df.to_numpy(np.float64)[:, :7]
+    if a.shape[1] == 6:
+        a = np.column_stack([a, np.ones(len(a))])
+    ok = (np.isfinite(a).all() and (a[:, 0] >= 1).all() and (a[:, 4:6] >= 0).all()
+          and (a[:, :2] == np.round(a[:, :2])).all())
+    return a if ok else None
+
+
+def read_mot(path: str | os.PathLike, *, min_conf: float | None = None) -> pd.DataFrame:
+    """Read a MOTChallenge track file into a Tracks table (0-based frames, box centres).
+
+    Args:
+        path: the ``.txt`` file.
+        min_conf: drop rows whose ``conf`` is below this; ``None`` keeps all (MOT tracker
+            outputs often write ``conf = -1``).
+
+    Returns:
+        A Tracks table (:func:`spermtrack.types.make_tracks`): ``track_id, frame, x, y, w, h,
+        conf, cls`` with ``cls = 0``, sorted by track and frame.
+
+    Raises:
+        InputFileError: missing or malformed file (file and line named), a detection file
+            (every id is -1: use :func:`read_mot_detections`), or a track with a frame twice.
+    """
+    path = Path(path)
+    a = _parse(path)
+    if len(a) and (a[:, 1] == -1).all():
+        raise InputFileError(path, "every id is -1: this is a detection file; read it with "
+                                   "read_mot_detections")
+    if min_conf is not None:
+        a = a[a[:, 6] >= float(min_conf)]
+    df = pd.DataFrame({
+        "track_id": a[:, 1].astype(np.int64),
+        "frame": a[:, 0].astype(np.int64) - 1,
+        "x": a[:, 2] + a[:, 4] / 2.0,
+        "y": a[:, 3] + a[:, 5] / 2.0,
+        "w": a[:, 4],
+        "h": a[:, 5],
+        "conf": a[:, 6],
+        "cls": np.zeros(len(a), np.int64),
+    })
+    return make_tracks(df, source=str(path))
+
+
+def read_mot_detections(path: str | os.PathLike, *, min_conf: float | None = None) -> dict[int, Detections]:
+    """Read a MOTChallenge detection file (ids ignored, usually -1).
+
+    Returns:
+        ``{frame (0-based): Detections}``, frames in increasing order; a frame with no line in
+        the file has no key (the format cannot tell "no objects" from "not annotated").
+
+    Raises:
+        InputFileError: missing or malformed file (file and line named).
+    """
+    a = _parse(Path(path))
+    if min_conf is not None:
+        a = a[a[:, 6] >= float(min_conf)]
+    out: dict[int, Detections] = {}
+    if not len(a):
+        return out
+    a = a[np.argsort(a[:, 0], kind="stable")]
+    frames, starts = np.unique(a[:, 0].astype(np.int64), return_index=True)
+    for f, rows in zip(frames, np.split(a, starts[1:])):
+        xyxy = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]])
+        out[int(f) - 1] = Detections(xyxy, rows[:, 6], 0)
+    return out
+
+
+def _num(v: float) -> str:
+    # 4 decimals: sub-1e-4 px is below any detector's precision, and ints stay ints
+    s = f"{v:.4f}".rstrip("0").rstrip(".")
+    return "0" if s == "-0" else s
+
+
+def write_mot(path: str | os.PathLike, tracks: pd.DataFrame, *,
+              default_size_px: float | None = None) -> Path:
+    """Write a Tracks table as a MOTChallenge file, atomically.
+
+    Lines are ``frame (1-based), id, left, top, width, height, conf, -1, -1, -1`` with
+    ``left = x - w / 2``, ``top = y - h / 2``, sorted by frame then id.
+
+    Args:
+        path: output ``.txt`` file.
+        tracks: a Tracks table (0-based frames).
+        default_size_px: box side used where ``w`` or ``h`` is NaN (tracks that carry only
+            positions). ``None`` (default) refuses such rows, because a made-up box size
+            changes IoU-based metrics computed from the file.
+
+    Raises:
+        ParameterError: ``w``/``h`` is NaN and no ``default_size_px`` was given.
+        InputFileError: ``tracks`` is not a valid Tracks table.
+    """
+    t = make_tracks(tracks, source="tracks to write")
+    w, h = t["w"].to_numpy(float), t["h"].to_numpy(float)
+    missing = ~(np.isfinite(w) & np.isfinite(h))
+    if missing.any():
+        if default_size_px is None:
+            row = t[missing].iloc[0]
+            raise ParameterError(
+                f"{int(missing.sum())} rows have no box size (w/h NaN), e.g. track "
+                f"{int(row.track_id)} frame {int(row.frame)}; pass default_size_px= to write "
+                f"a fixed box for them")
+        w = np.where(np.isfinite(w), w, float(default_size_px))
+        h = np.where(np.isfinite(h), h, float(default_size_px))
+    order = np.lexsort((t["track_id"].to_numpy(), t["frame"].to_numpy()))
+    left = t["x"].to_numpy(float) - w / 2.0
+    top = t["y"].to_numpy(float) - h / 2.0
+    frame, tid, conf = t["frame"].to_numpy(), t["track_id"].to_numpy(), t["conf"].to_numpy(float)
+    lines = [f"{frame[i] + 1},{tid[i]},{_num(left[i])},{_num(top[i])},{_num(w[i])},{_num(h[i])},"
+             f"{_num(conf[i])},-1,-1,-1" for i in order]
+    return write_text_atomic(path, "".join(line + "\n" for line in lines))
+
+
+def write_mot_detections(path: str | os.PathLike, dets_by_frame: dict[int, Detections]) -> Path:
+    """Write ``{frame (0-based): Detections}`` as ``frame,-1,left,top,w,h,conf,-1,-1,-1`` lines.
+
+    Raises:
+        ParameterError: a negative frame key.
+    """
+    lines: list[str] = []
+    for f in sorted(dets_by_frame):
+        if int(f) < 0:
+            raise ParameterError(f"frame {f} < 0 (frames are 0-based)")
+        d = dets_by_frame[f]
+        for (left, top, wd, ht), c in zip(d.ltwh.astype(np.float64), d.conf.astype(np.float64)):
+            lines.append(f"{int(f) + 1},-1,{_num(left)},{_num(top)},{_num(wd)},{_num(ht)},{_num(c)},-1,-1,-1")
+    return write_text_atomic(path, "".join(line + "\n" for line in lines))
