@@ -150,7 +150,8 @@ class VideoMeta:
         duration_s: ``n_frames / fps``.
         fps_source: where ``fps`` came from: ``"container"``, ``"timestamps"``, ``"user"``,
             ``"fallback"``, ``"dataset"``.
-        n_frames_source: ``"container"``, ``"decoded"``, ``"labels"``, ``"estimated"``.
+        n_frames_source: ``"container"``, ``"packets"`` (counted by demuxing), ``"decoded"``,
+            ``"labels"``, ``"estimated"``.
         container_lies: True when the container's frame count or rate disagreed with what the
             frames' timestamps showed.
         variable_frame_rate: True when the frame intervals vary by more than 1 %.
