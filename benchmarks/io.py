@@ -151,7 +151,8 @@ def machine_section(argv: list[str]) -> str:
         pass
     return (f"Command: `python {' '.join(['benchmarks/io.py', *argv])}`  \n"
             f"Date: {_dt.datetime.now().astimezone().isoformat(timespec='seconds')}  \n"
-            f"Machine: {os.cpu_count()} CPUs (nproc), {cpu}; Python {platform.python_version()}, "
+            f"Machine: {os.cpu_count()} CPUs (nproc), {len(os.sched_getaffinity(0))} usable by this run "
+            f"(run under `taskset -c 0` for one core), {cpu}; Python {platform.python_version()}, "
             f"PyAV {av.__version__} (libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))}), "
             f"OpenCV {cv2.__version__}\n")
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     sections = ["# I/O benchmark\n", machine_section(argv), decode_section(args.runs, args.seconds),
-                synth_section()]
+                synth_section(runs=3)]
     text = "\n".join(s for s in sections if s)
     print(text)
     write_text_atomic(args.out, text)
