@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "train": "spermtrack.cli.train_cmd:train",
     "visem-check": "spermtrack.cli.visem_cmd:visem_check",
     "evaluate": "spermtrack.cli.evaluate_cmd:evaluate",
+    "track": "spermtrack.cli.track_cmd:track",
 }
 
 

@@ -26,51 +26,59 @@ class Detector(Protocol):
 
 @dataclass(frozen=True)
 class BlobParams:
-    """Thresholds of :class:`BlobDetector`, in evidence units (z) and pixels.
+    """Thresholds of :class:`BlobDetector`, in evidence units (z = (I - mu) / b) and pixels.
+
+    Defaults suit VISEM scale (heads ~8-12 px long, ~0.5 um/px); scale the pixel values with
+    the head size for other magnifications.
 
     Attributes:
-        sigma_px: Gaussian matched filter applied to z before peak finding (~ head half-width).
-            Larger suppresses noise and tail fragments but merges touching heads.
-        peak_z: minimum smoothed evidence at a head's peak. Raising it trades recall of faint /
-            defocused heads for fewer noise and debris detections. Under the background model,
-            smoothed noise peaks rarely exceed ~2.5.
-        mask_z: the blob extent is where smoothed z > mask_z (hysteresis: only regions that hold
-            a peak count). Sets the box size and the area used by the size filters.
-        min_separation_px: two peaks closer than this are one head (keeps the stronger).
-        min_area_px, max_area_px: blobs outside are dropped as noise specks / merged junk;
-            blobs larger than ``cluster_area_px`` are reported as class 1 (cluster) instead.
-        max_elongation: blobs with a major/minor axis ratio above this are dropped (a head is
-            ~1.5:1; straight debris fibres and tail segments are far longer).
-        box_margin_px: added on each side of the blob extent, so boxes resemble annotated ones.
-        min_box_px: boxes are at least this wide and high.
+        sigma_px: Gaussian matched filter on z for peak finding (~ head half-width). Larger
+            suppresses noise and tail fragments but merges touching heads and lowers small heads.
+        shape_sigma_px: lighter smoothing used to measure a blob's shape and its midpiece.
+        min_separation_px: two peaks closer than this are one head (the stronger is kept).
+        candidate_z: peaks of the matched-filtered z below this are not considered at all.
+        score_threshold: a candidate is a head when its score
+            ``peak * (1 + elongation_gain * (elongation - 1)) + midpiece_gain * midpiece``
+            reaches this. Raising it trades recall of faint or defocused heads for fewer
+            debris and noise detections.
+        elongation_gain: weight of the blob's axis ratio (heads ~1.5:1; debris discs and noise
+            specks ~1:1). Set 0 for samples with many round heads (globozoospermia).
+        midpiece_gain: weight of the dark midpiece evidence (-z along the head axis just past
+            the head; debris has none).
+        window_px: half-size of the window where a candidate's shape is measured.
+        max_area_px: a blob (z > 1 around the peak) larger than this is a cluster (class 1).
+        box_margin_px: added on each side of the head ellipse's extent, so boxes resemble
+            annotated ones (VISEM boxes enclose the head with a margin of ~2 um).
     """
 
-    sigma_px: float = 1.2
-    peak_z: float = 4.0
-    mask_z: float = 2.0
+    sigma_px: float = 2.0
+    shape_sigma_px: float = 1.0
     min_separation_px: float = 4.0
-    min_area_px: int = 4
-    max_area_px: int = 400
-    cluster_area_px: int = 250
-    max_elongation: float = 4.0
-    box_margin_px: float = 3.0
-    min_box_px: float = 8.0
+    candidate_z: float = 1.0
+    score_threshold: float = 5.7
+    elongation_gain: float = 3.0
+    midpiece_gain: float = 0.6
+    window_px: int = 6
+    max_area_px: int = 120
+    box_margin_px: float = 4.0
 
 
 class BlobDetector:
     """Classical head detector on the HLDNBM evidence map (works with no weights).
 
-    For each frame: z = HLDNBM evidence (or, with ``enhance=False``, a homogeneous model with one
-    global median and mean absolute deviation); Gaussian matched filter; peaks = local maxima of
-    smoothed z above ``peak_z`` at least ``min_separation_px`` apart; blob pixels = smoothed z
-    above ``mask_z``, assigned to their nearest peak so touching heads are split; sub-pixel
-    centre = evidence-weighted centroid of the peak's pixels; box = weighted second moments
-    (2 sigma each side) plus a margin; confidence = ``1 - exp(-(peak - mask_z) / 4)``.
+    Per frame: z = HLDNBM evidence (or, with ``enhance=False``, a homogeneous model: one global
+    median and mean absolute deviation). Candidates are local maxima of the matched-filtered z
+    at least ``min_separation_px`` apart (touching heads give two maxima and are kept apart).
+    Around each, in a window of the lightly smoothed z, the positive evidence gives the sub-pixel
+    centroid and the second moments (axis ratio, orientation, extent); the mean z along the
+    head axis just past the head on either end gives the midpiece evidence. Score and
+    thresholds: :class:`BlobParams`. Box = the extent of the moment ellipse (2 sigma) plus a
+    margin; confidence = a logistic of the score centred on the threshold.
 
     Args:
         enhance: use the spatial HLDNBM model (default) or a single global background.
         window_px, scale_floor: HLDNBM parameters (see :func:`~spermtrack.tracker.enhance.estimate_background`).
-        params: :class:`BlobParams`.
+        params: :class:`BlobParams`; keyword overrides of single fields are accepted too.
     """
 
     def __init__(self, *, enhance: bool = True, window_px: int = 31, scale_floor: float = 2.0,
@@ -90,63 +98,84 @@ class BlobDetector:
         return (img - mu) / b
 
     def detect(self, frames) -> list[Detections]:
-        frames = np.asarray(frames) if not isinstance(frames, (list, tuple)) else frames
         if isinstance(frames, np.ndarray) and frames.ndim == 2:
             frames = frames[None]
         return [self.detect_frame(f) for f in frames]
 
-    def detect_frame(self, frame: np.ndarray) -> Detections:
+    def candidates(self, frame: np.ndarray) -> dict[str, np.ndarray]:
+        """Every candidate with its features (for inspection and benchmarks)."""
         p = self.params
         z = self.evidence(frame)
-        zs = cv2.GaussianBlur(z, (0, 0), p.sigma_px) if p.sigma_px > 0 else z
+        zr = cv2.GaussianBlur(z, (0, 0), p.sigma_px)
         r = max(1, int(round(p.min_separation_px / 2)))
-        dil = cv2.dilate(zs, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-        py, px = np.nonzero((zs >= dil) & (zs > p.peak_z))
-        if len(py) == 0:
-            return Detections.empty()
-        peaks = _suppress_close_peaks(px, py, zs[py, px], p.min_separation_px)
-        px, py = px[peaks], py[peaks]
-        peak_val = zs[py, px]
+        dil = cv2.dilate(zr, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        py, px = np.nonzero((zr >= dil) & (zr > p.candidate_z))
+        keep = _suppress_close_peaks(px, py, zr[py, px], p.min_separation_px)
+        px, py = px[keep], py[keep]
+        zs = cv2.GaussianBlur(z, (0, 0), p.shape_sigma_px)
+        feats = _shape_features(zs, px, py, p.window_px)
+        feats["peak"] = zr[py, px]
+        feats["score"] = (feats["peak"] * (1 + p.elongation_gain * (feats["elongation"] - 1))
+                          + p.midpiece_gain * np.maximum(feats["midpiece"], 0))
+        return feats
 
-        mask = (zs > p.mask_z).astype(np.uint8)
-        n_lab, lab = cv2.connectedComponents(mask, connectivity=8)
-        # one label per peak: pixels of a component go to the nearest of its peaks
-        comp_of_peak = lab[py, px]
-        owner = np.full(n_lab, -1, np.int64)
-        owner[comp_of_peak] = np.arange(len(px))
-        multi = np.bincount(comp_of_peak, minlength=n_lab) > 1
-        ys, xs = np.nonzero(lab)
-        comp = lab[ys, xs]
-        peak_id = owner[comp]
-        if multi.any():
-            sel = multi[comp]
-            if sel.any():
-                peak_id[sel] = _nearest_peak(xs[sel], ys[sel], comp[sel], px, py, comp_of_peak)
-        keep = peak_id >= 0
-        xs, ys, peak_id = xs[keep].astype(np.float64), ys[keep].astype(np.float64), peak_id[keep]
-        w = (zs[ys.astype(int), xs.astype(int)] - p.mask_z).astype(np.float64)
-        n = len(px)
-        area = np.bincount(peak_id, minlength=n).astype(np.float64)
-        sw = np.bincount(peak_id, w, n)
-        cx = np.bincount(peak_id, w * xs, n) / sw
-        cy = np.bincount(peak_id, w * ys, n) / sw
-        dx, dy = xs - cx[peak_id], ys - cy[peak_id]
-        sxx = np.bincount(peak_id, w * dx * dx, n) / sw + 1.0 / 12
-        syy = np.bincount(peak_id, w * dy * dy, n) / sw + 1.0 / 12
-        sxy = np.bincount(peak_id, w * dx * dy, n) / sw
-        tr, det = sxx + syy, sxx * syy - sxy**2
-        disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
-        l1, l2 = tr / 2 + disc, np.maximum(tr / 2 - disc, 1e-6)
-        elong = np.sqrt(l1 / l2)
-        ok = (area >= p.min_area_px) & (area <= p.max_area_px) & (elong <= p.max_elongation)
-        half_w = np.maximum(2 * np.sqrt(sxx) + p.box_margin_px, p.min_box_px / 2)
-        half_h = np.maximum(2 * np.sqrt(syy) + p.box_margin_px, p.min_box_px / 2)
-        H, W = zs.shape
+    def detect_frame(self, frame: np.ndarray) -> Detections:
+        p = self.params
+        f = self.candidates(frame)
+        ok = f["score"] >= p.score_threshold
+        if not ok.any():
+            return Detections.empty()
+        f = {k: v[ok] for k, v in f.items()}
+        c, s = np.cos(f["angle"]), np.sin(f["angle"])
+        half_w = np.sqrt((f["a"] * c) ** 2 + (f["b"] * s) ** 2) + p.box_margin_px
+        half_h = np.sqrt((f["a"] * s) ** 2 + (f["b"] * c) ** 2) + p.box_margin_px
+        H, W = np.asarray(frame).shape[:2]
+        cx, cy = f["x"], f["y"]
         xyxy = np.stack([np.clip(cx - half_w, 0, W), np.clip(cy - half_h, 0, H),
                          np.clip(cx + half_w, 0, W), np.clip(cy + half_h, 0, H)], axis=1)
-        conf = 1.0 - np.exp(-(peak_val - p.mask_z) / 4.0)
-        cls = np.where(area > p.cluster_area_px, 1, 0)
-        return Detections(xyxy[ok], conf[ok], cls[ok])
+        conf = 1.0 / (1.0 + np.exp(-(f["score"] - p.score_threshold) / (0.25 * p.score_threshold)))
+        cls = np.where(f["area"] > p.max_area_px, 1, 0)
+        return Detections(xyxy, conf, cls)
+
+
+def _shape_features(zs: np.ndarray, px: np.ndarray, py: np.ndarray, half: int) -> dict[str, np.ndarray]:
+    """Centroid, axes, orientation, axis ratio, area and midpiece evidence of each candidate.
+
+    All candidates at once: their ``(2 half + 1)^2`` windows are gathered from a reflect-padded
+    copy, weighted by the positive evidence above 1 inside a disc, and reduced to moments.
+    """
+    n = len(px)
+    k = 2 * half + 1
+    pad = half + 12
+    zp = cv2.copyMakeBorder(zs, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    dy, dx = np.mgrid[-half:half + 1, -half:half + 1]
+    disc = (dx**2 + dy**2) <= half**2
+    win = zp[(py + pad)[:, None, None] + dy[None], (px + pad)[:, None, None] + dx[None]]
+    w = np.clip(win - 1.0, 0, None) * disc
+    area = (win > 1.0).reshape(n, -1).sum(1) if n else np.zeros(0)
+    sw = w.reshape(n, -1).sum(1) + 1e-9
+    mx = (w * dx).reshape(n, -1).sum(1) / sw
+    my = (w * dy).reshape(n, -1).sum(1) / sw
+    ddx, ddy = dx[None] - mx[:, None, None], dy[None] - my[:, None, None]
+    sxx = (w * ddx**2).reshape(n, -1).sum(1) / sw + 1 / 12
+    syy = (w * ddy**2).reshape(n, -1).sum(1) / sw + 1 / 12
+    sxy = (w * ddx * ddy).reshape(n, -1).sum(1) / sw
+    tr, det = sxx + syy, sxx * syy - sxy**2
+    disc_ = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
+    l1, l2 = tr / 2 + disc_, np.maximum(tr / 2 - disc_, 1e-6)
+    angle = 0.5 * np.arctan2(2 * sxy, sxx - syy)
+    a, b = 2 * np.sqrt(l1), 2 * np.sqrt(l2)
+    x, y = px + mx, py + my
+    # midpiece: mean z along the head axis from 2 to 6 px past the head's end, darker end wins
+    ds = np.arange(2, 7)[None, :] + a[:, None]
+    mids = []
+    for sgn in (1.0, -1.0):
+        sx = np.clip(np.round(x[:, None] + sgn * ds * np.cos(angle)[:, None]).astype(int) + pad, 0, zp.shape[1] - 1)
+        sy = np.clip(np.round(y[:, None] + sgn * ds * np.sin(angle)[:, None]).astype(int) + pad, 0, zp.shape[0] - 1)
+        mids.append(zp[sy, sx].mean(1))
+    midpiece = -np.minimum(mids[0], mids[1]) if n else np.zeros(0)
+    return {"x": x, "y": y, "a": a, "b": b, "angle": angle, "elongation": np.sqrt(l1 / l2),
+            "area": area.astype(np.float64), "midpiece": midpiece}
 
 
 def _suppress_close_peaks(px, py, val, min_dist: float) -> np.ndarray:
@@ -174,14 +203,3 @@ def _suppress_close_peaks(px, py, val, min_dist: float) -> np.ndarray:
             if rank[j] > rank[i]:
                 removed[j] = True
     return order[~removed[order]]
-
-
-def _nearest_peak(xs, ys, comp, px, py, comp_of_peak) -> np.ndarray:
-    """For pixels of multi-peak components: index of the nearest peak in the same component."""
-    out = np.empty(len(xs), np.int64)
-    for c in np.unique(comp):
-        sel = comp == c
-        pk = np.flatnonzero(comp_of_peak == c)
-        d2 = (xs[sel, None] - px[pk][None]) ** 2 + (ys[sel, None] - py[pk][None]) ** 2
-        out[sel] = pk[np.argmin(d2, axis=1)]
-    return out

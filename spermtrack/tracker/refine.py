@@ -1,0 +1,285 @@
+"""Offline refinement of online tracks: stitch tracklets, fill short gaps, smooth.
+
+CASA analyses a recorded video, so nothing forces the tracker to decide at frame t with only
+frames <= t. After the online pass (:mod:`spermtrack.tracker.associate`):
+
+1. :func:`stitch_tracklets` joins a track that ends to one that starts shortly after where the
+   first was heading (position extrapolated both ways with each end's velocity, tolerance
+   growing with the gap), solved as one assignment over all (end, start) pairs.
+2. :func:`refine_tracks` fills gaps of up to ``max_interp_gap_s`` inside each (stitched) track
+   and smooths positions with a constant-velocity Rauch-Tung-Striebel smoother
+   (:func:`spermtrack.tracker.kalman.rts_smooth`), which is also what fills the gaps.
+
+Output columns: the measured ``x, y`` (px) stay as the detector gave them (raw centroids are the
+CASA convention for VCL, ALH, BCF); ``x_smooth, y_smooth`` (px) are the smoothed positions;
+``interpolated`` (bool) marks rows added in gaps, whose ``x, y`` hold the smoothed estimate and
+``w, h, conf`` the linear interpolation of the neighbouring detections. The MOT output of
+``spermtrack track`` writes the smoothed, gap-filled boxes; kinematics drops interpolated rows
+unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from spermtrack.errors import ParameterError
+from spermtrack.tracker import kalman
+from spermtrack.types import check_positive, make_tracks
+
+_BIG = 1e9
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    """Offline refinement parameters (px and seconds).
+
+    Attributes:
+        max_gap_s: longest gap (time between a track's last and the next one's first frame)
+            the stitcher bridges. Longer joins more fragments but risks joining two cells.
+        stitch_pos_sigma_px: position tolerance of a stitch at zero gap.
+        stitch_speed_sigma_px_s: velocity uncertainty; the tolerance grows by this times the gap.
+        stitch_chi2: gate on the normalised stitch error (chi-square, 2 dof).
+        max_speed_px_s: a stitch never implies moving faster than this across the gap.
+        stitch_size_sigma: s.d. of the log box size between the two ends of a stitch (size
+            separates a head from a nearby cluster or a differently sized head).
+        fit_s: duration of each track end used to estimate its position and velocity.
+        max_interp_gap_s: gaps up to this long are filled (flagged ``interpolated``); longer
+            ones are left empty (the track keeps its id).
+        meas_sigma_px: detector centre noise assumed by the smoother; larger smooths more.
+            ``None`` (default) estimates it from the tracks themselves
+            (:func:`estimate_meas_sigma`), so exact boxes are barely touched and jittery
+            ones are smoothed hard.
+        accel_sigma_px_s2: white-acceleration s.d. of the smoother. Larger keeps more of the
+            real wobble (and of the jitter); smaller gives straighter paths.
+        min_track_s: tracks shorter than this after stitching are dropped (0 keeps all).
+    """
+
+    max_gap_s: float = 1.0
+    stitch_pos_sigma_px: float = 3.0
+    stitch_speed_sigma_px_s: float = 25.0
+    stitch_size_sigma: float = 0.2
+    stitch_chi2: float = 9.21
+    max_speed_px_s: float = 600.0
+    fit_s: float = 0.2
+    max_interp_gap_s: float = 0.5
+    meas_sigma_px: float | None = None
+    accel_sigma_px_s2: float = 500.0
+    min_track_s: float = 0.0
+
+    def validate(self) -> "RefineParams":
+        for name, lo, hi in (("max_gap_s", 0.0, 3600.0), ("stitch_pos_sigma_px", 1e-3, 1e4),
+                             ("stitch_speed_sigma_px_s", 0.0, 1e6), ("stitch_chi2", 0.01, 1e4), ("stitch_size_sigma", 0.0, 100.0),
+                             ("max_speed_px_s", 0.0, 1e7), ("fit_s", 0.0, 60.0),
+                             ("max_interp_gap_s", 0.0, 3600.0), ("accel_sigma_px_s2", 1e-3, 1e8),
+                             ("min_track_s", 0.0, 3600.0)):
+            check_positive(name, getattr(self, name), lo, hi)
+        if self.meas_sigma_px is not None:
+            check_positive("meas_sigma_px", self.meas_sigma_px, 1e-3, 100.0)
+        return self
+
+
+def estimate_meas_sigma(tracks: pd.DataFrame, *, lo_px: float = 0.01, hi_px: float = 4.0) -> float:
+    """Detector centre noise (px) estimated from the tracks' own second differences.
+
+    For a point observed with white noise ``sigma`` on consecutive frames,
+    ``z[k+1] - 2 z[k] + z[k-1]`` has variance ``6 sigma^2`` plus the real acceleration. Each
+    track with at least 10 such triples gives a robust (MAD) estimate; the 25th percentile over
+    tracks is taken, because slow and immotile cells (present in every real sample) add little
+    acceleration. Clipped to ``[lo_px, hi_px]``; ``lo_px`` when no track is long enough.
+    """
+    t = tracks.sort_values(["track_id", "frame"], kind="stable")
+    tid = t["track_id"].to_numpy()
+    fr = t["frame"].to_numpy()
+    xy = t[["x", "y"]].to_numpy(np.float64)
+    if len(t) < 3:
+        return lo_px
+    ok = (tid[2:] == tid[:-2]) & (fr[2:] - fr[:-2] == 2)
+    d2 = (xy[2:] - 2 * xy[1:-1] + xy[:-2])[ok]
+    owner = tid[1:-1][ok]
+    if not len(owner):
+        return lo_px
+    df = pd.DataFrame({"id": np.repeat(owner, 2), "v": d2.ravel()})
+    g = df.groupby("id")["v"]
+    mad = g.apply(lambda v: np.median(np.abs(v - np.median(v))))
+    mad = mad[g.size() >= 20]
+    if mad.empty:
+        return lo_px
+    sigma = 1.4826 * float(np.percentile(mad.to_numpy(), 25)) / np.sqrt(6.0)
+    return float(np.clip(sigma, lo_px, hi_px))
+
+
+def _end_states(frame: np.ndarray, xy: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: int,
+                at_end: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares line fit to the first/last ``k`` points of each track: position at the
+    track's first/last frame, velocity (px/frame), and that frame."""
+    n = len(starts)
+    pos, vel, fr = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n, np.int64)
+    for i in range(n):
+        lo, hi = starts[i], ends[i]
+        sl = slice(max(lo, hi - k), hi) if at_end else slice(lo, min(hi, lo + k))
+        t = frame[sl].astype(np.float64)
+        p = xy[sl]
+        t_ref = t[-1] if at_end else t[0]
+        fr[i] = int(t_ref)
+        if len(t) < 2:
+            pos[i] = p[-1] if at_end else p[0]
+            continue
+        tc = t - t.mean()
+        slope = (tc[:, None] * (p - p.mean(axis=0))).sum(axis=0) / (tc @ tc)
+        vel[i] = slope
+        pos[i] = p.mean(axis=0) + slope * (t_ref - t.mean())
+    return pos, vel, fr
+
+
+def stitch_tracklets(tracks: pd.DataFrame, fps: float, params: RefineParams | None = None) -> pd.DataFrame:
+    """Join track fragments across gaps; returns the table with merged ``track_id`` values.
+
+    For every pair (track A ends at frame ``e``, track B starts at frame ``s > e``, gap
+    ``g = s - e <= max_gap_s * fps``): the error is the mean squared miss of A's end
+    extrapolated forward to ``s`` and of B's start extrapolated back to ``e``, divided by
+    ``sigma(g)^2 = pos_sigma^2 + (speed_sigma * g)^2``; pairs within ``stitch_chi2`` and
+    ``max_speed_px_s`` are candidates, and one minimum-cost assignment picks at most one
+    successor per end and one predecessor per start (chains A -> B -> C follow).
+    Merged tracks take the id of the first fragment of their chain.
+    """
+    p = (params or RefineParams()).validate()
+    t = make_tracks(tracks, source="tracks to stitch")
+    if t.empty:
+        return t
+    frame = t["frame"].to_numpy(np.int64)
+    xy = t[["x", "y"]].to_numpy(np.float64)
+    ids, starts = np.unique(t["track_id"].to_numpy(), return_index=True)
+    ends = np.append(starts[1:], len(t))
+    k = max(2, int(round(p.fit_s * fps)))
+    pe, ve, fe = _end_states(frame, xy, starts, ends, k, at_end=True)
+    ps, vs, fs = _end_states(frame, xy, starts, ends, k, at_end=False)
+    gap = fs[None, :] - fe[:, None]                         # ends x starts
+    max_gap = p.max_gap_s * fps
+    cand = (gap >= 1) & (gap <= max_gap)
+    if not cand.any():
+        return t
+    g = np.where(cand, gap, 1).astype(np.float64)
+    fwd = pe[:, None, :] + ve[:, None, :] * g[..., None] - ps[None, :, :]
+    bwd = ps[None, :, :] - vs[None, :, :] * g[..., None] - pe[:, None, :]
+    err2 = 0.5 * ((fwd ** 2).sum(-1) + (bwd ** 2).sum(-1))
+    sig2 = p.stitch_pos_sigma_px ** 2 + (p.stitch_speed_sigma_px_s / fps * g) ** 2
+    cost = err2 / sig2
+    if p.stitch_size_sigma > 0:
+        logwh = np.log(np.maximum(t[["w", "h"]].fillna(1.0).to_numpy(np.float64), 1.0))
+        size_end = np.array([np.median(logwh[max(lo, hi - k):hi], axis=0) for lo, hi in zip(starts, ends)])
+        size_start = np.array([np.median(logwh[lo:min(hi, lo + k)], axis=0) for lo, hi in zip(starts, ends)])
+        dsz = size_end[:, None, :] - size_start[None, :, :]
+        cost = cost + (dsz ** 2).sum(-1) / p.stitch_size_sigma ** 2
+    jump = np.hypot(*(ps[None, :, :] - pe[:, None, :]).transpose(2, 0, 1))
+    ok = cand & (cost <= p.stitch_chi2) & (jump <= p.max_speed_px_s / fps * g + 2 * p.stitch_pos_sigma_px)
+    rr, cc = np.flatnonzero(ok.any(axis=1)), np.flatnonzero(ok.any(axis=0))
+    if not len(rr):
+        return t
+    sub = ok[np.ix_(rr, cc)]
+    i, j = linear_sum_assignment(np.where(sub, cost[np.ix_(rr, cc)], _BIG))
+    good = sub[i, j]
+    nxt = {int(rr[a]): int(cc[b]) for a, b in zip(i[good], j[good])}
+    label = np.arange(len(ids))
+    has_pred = set(nxt.values())
+    for head in range(len(ids)):
+        if head in has_pred:
+            continue
+        cur = head
+        while cur in nxt:
+            cur = nxt[cur]
+            label[cur] = head
+    new_ids = ids[label]
+    out = t.copy()
+    out["track_id"] = np.repeat(new_ids, ends - starts)
+    return make_tracks(out, source="stitched tracks")
+
+
+def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smooth: bool = True,
+                  params: RefineParams | None = None) -> pd.DataFrame:
+    """Stitch, fill short gaps and smooth a Tracks table (see the module docstring).
+
+    Args:
+        tracks: Tracks table of measured positions (e.g. :meth:`SpermTracker.run`).
+        fps: frame rate (turns the seconds in ``params`` into frames).
+        stitch: join fragments across gaps (:func:`stitch_tracklets`).
+        smooth: RTS-smooth positions; when False ``x_smooth, y_smooth`` equal ``x, y`` and gaps
+            are filled by linear interpolation.
+        params: :class:`RefineParams`.
+
+    Returns:
+        Tracks table with extra columns ``x_smooth, y_smooth`` (px) and ``interpolated``.
+    """
+    fps = check_positive("fps", fps, 1.0, 10000.0)
+    p = (params or RefineParams()).validate()
+    t = make_tracks(tracks, source="tracks to refine")
+    if stitch:
+        t = stitch_tracklets(t, fps, p)
+    if t.empty:
+        t = t.assign(x_smooth=pd.Series(dtype="float64"), y_smooth=pd.Series(dtype="float64"),
+                     interpolated=pd.Series(dtype=bool))
+        return t
+    tid = t["track_id"].to_numpy(np.int64)
+    frame = t["frame"].to_numpy(np.int64)
+    same = np.r_[tid[1:] == tid[:-1], False]
+    step = np.r_[np.diff(frame), 0]
+    max_fill = int(np.floor(p.max_interp_gap_s * fps))
+    joined = same & (step - 1 <= max_fill)
+    if (same & (step <= 0)).any():
+        raise ParameterError("a track has the same frame twice after stitching (bug)")
+    # segments: maximal runs of rows joined by fillable gaps; each becomes one dense block
+    seg_start = np.r_[True, ~joined[:-1]]
+    seg = np.cumsum(seg_start) - 1
+    seg_first = frame[seg_start]
+    seg_last = frame[np.r_[seg_start[1:], True]]
+    lengths = seg_last - seg_first + 1
+    offsets = np.r_[0, np.cumsum(lengths)]
+    dense_idx = offsets[seg] + frame - seg_first[seg]
+    n_dense = int(offsets[-1])
+    measured = np.zeros(n_dense, bool)
+    measured[dense_idx] = True
+    z = np.full((n_dense, 2), np.nan)
+    z[dense_idx] = t[["x", "y"]].to_numpy(np.float64)
+    dseg = np.repeat(np.arange(len(lengths)), lengths)
+    dframe = seg_first[dseg] + (np.arange(n_dense) - offsets[dseg])
+    pos = np.arange(n_dense, dtype=np.float64)
+
+    def interp(values: np.ndarray) -> np.ndarray:
+        # each segment starts and ends measured, so interpolation never crosses segments
+        return np.interp(pos, dense_idx.astype(np.float64), values)
+
+    if smooth:
+        q = kalman.cv_noise_per_frame(p.accel_sigma_px_s2, fps)
+        sigma = p.meas_sigma_px if p.meas_sigma_px is not None else estimate_meas_sigma(t)
+        sm = kalman.rts_smooth(z, offsets, q=q, r=sigma ** 2)[:, :2]
+    else:
+        sm = np.column_stack([interp(z[dense_idx, 0]), interp(z[dense_idx, 1])])
+    cls_dense = np.empty(n_dense, np.int64)
+    cls_vals = t["cls"].to_numpy(np.int64)
+    last_measured = np.maximum.accumulate(np.where(measured, np.arange(n_dense), 0))
+    cls_dense[dense_idx] = cls_vals
+    cls_dense = cls_dense[last_measured]
+    x = np.where(measured, z[:, 0], sm[:, 0])
+    y = np.where(measured, z[:, 1], sm[:, 1])
+    out = pd.DataFrame({
+        "track_id": np.repeat(tid[seg_start], lengths), "frame": dframe, "x": x, "y": y,
+        "w": interp(t["w"].to_numpy(np.float64)), "h": interp(t["h"].to_numpy(np.float64)),
+        "conf": interp(t["conf"].to_numpy(np.float64)), "cls": cls_dense,
+        "x_smooth": sm[:, 0], "y_smooth": sm[:, 1], "interpolated": ~measured,
+    })
+    if p.min_track_s > 0:
+        span = out.groupby("track_id")["frame"].transform(lambda f: f.max() - f.min() + 1)
+        out = out[span >= p.min_track_s * fps]
+    return make_tracks(out, source="refined tracks")
+
+
+def smoothed_boxes(tracks: pd.DataFrame) -> pd.DataFrame:
+    """The Tracks table whose ``x, y`` are the smoothed positions (what the MOT output carries)."""
+    if "x_smooth" not in tracks.columns:
+        return tracks
+    out = tracks.copy()
+    out["x"], out["y"] = out["x_smooth"], out["y_smooth"]
+    return out.drop(columns=["x_smooth", "y_smooth"])
