@@ -210,18 +210,6 @@ def test_track_cli_writes_mot_csv_and_sidecar(tmp_path):
     assert main(["track", "--detections", str(tmp_path / "missing.txt"), "--out", str(out), "--fps", "50"]) == 2
 
 
-def test_reid_options_need_the_reid_module(tmp_path, capsys):
-    import importlib.util
-
-    if importlib.util.find_spec("spermtrack.tracker.reid") is not None:
-        pytest.skip("ReID module present")
-    det_path = tmp_path / "d.txt"
-    write_mot_detections(det_path, {0: Detections.from_centers([[5.0, 5.0]], SIZE)})
-    rc = main(["track", "--detections", str(det_path), "--out", str(tmp_path / "o.txt"), "--fps", "50",
-               "--video", "v.mp4", "--reid-weights", "w.pt"])
-    assert rc == 2 and "ReID is not available yet" in capsys.readouterr().err
-
-
 def test_real_motion_video24_noisy_excerpt():
     gt = read_mot(shared_file("data", "visem", "video24_gt_mot.txt"))
     gt = gt[gt.frame < 300]

@@ -25,11 +25,8 @@ def _load_embedder(weights: Path | None, video: Path | None):
         return None
     if weights is None or video is None:
         raise SpermtrackError("ReID needs both --video (the frames to crop) and --reid-weights")
-    try:
-        from spermtrack.tracker import reid
-    except ImportError:
-        raise SpermtrackError("ReID is not available yet in this version of spermtrack "
-                              "(spermtrack.tracker.reid is missing); run without --video/--reid-weights") from None
+    from spermtrack.tracker import reid
+
     return reid.load_embedder(weights, video)
 
 

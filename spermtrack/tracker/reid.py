@@ -125,9 +125,45 @@ class Embedder:
         return self.embed_crops(crop_heads(frame, centers, self.crop_px))
 
 
-def load_embedder(weights: str | Path, video=None, **kwargs) -> Embedder:
-    """The tracker's hook: an :class:`Embedder` (``video`` is accepted for API symmetry)."""
-    return Embedder(weights, **kwargs)
+class VideoEmbedder:
+    """The tracker's hook when frames come from a file: ``embed(frame_index, boxes_ltwh)``.
+
+    Frames are streamed in order from ``video`` (the tracker asks in increasing frame order);
+    asking for an earlier frame reopens the stream. Only the current frame is held.
+    """
+
+    def __init__(self, embedder: Embedder, video: str | Path):
+        from spermtrack.io.video import VideoReader
+
+        self.embedder = embedder
+        self.reader = VideoReader(video)
+        self._it = None
+        self._current: tuple[int, np.ndarray] | None = None
+
+    @property
+    def n_computed(self) -> int:
+        return self.embedder.n_computed
+
+    def frame(self, frame_index: int) -> np.ndarray:
+        if self._current is not None and self._current[0] == frame_index:
+            return self._current[1]
+        if self._it is None or (self._current is not None and self._current[0] > frame_index):
+            self._it = self.reader.iter_frames()
+        for idx, _, img in self._it:
+            if idx == frame_index:
+                self._current = (idx, img)
+                return img
+        raise InputFileError(self.reader.path, f"has no frame {frame_index} (the detections go further than the video)")
+
+    def embed(self, frame_index: int, boxes_ltwh: np.ndarray) -> np.ndarray:
+        return self.embedder.embed(self.frame(int(frame_index)), boxes_ltwh)
+
+
+def load_embedder(weights: str | Path, video: str | Path | None = None, **kwargs) -> Embedder | VideoEmbedder:
+    """An :class:`Embedder` for ``weights``; with ``video``, wrapped so the tracker can ask for
+    embeddings by frame index (:class:`VideoEmbedder`)."""
+    emb = Embedder(weights, **kwargs)
+    return VideoEmbedder(emb, video) if video is not None else emb
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -259,7 +295,7 @@ def train_reid(data: str | Path, out: str | Path, cfg: ReIDTrainConfig | None = 
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
         history.append(round(total / steps, 4))
     out = Path(out)
     meta = {"embedding_dim": cfg.embedding_dim, "crop_px": cfg.crop_px, "input_px": INPUT_PX,
