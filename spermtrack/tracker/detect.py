@@ -55,7 +55,7 @@ class BlobParams:
     shape_sigma_px: float = 1.0
     min_separation_px: float = 4.0
     candidate_z: float = 1.0
-    score_threshold: float = 5.7
+    score_threshold: float = 4.5
     elongation_gain: float = 3.0
     midpiece_gain: float = 0.6
     window_px: int = 6
