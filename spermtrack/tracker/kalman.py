@@ -108,14 +108,14 @@ def _rts_one(z: np.ndarray, out: np.ndarray, q: float, r: float, p0_pos: float, 
 
 
 @numba.njit(cache=True)
-def _rts_many(z: np.ndarray, offsets: np.ndarray, out: np.ndarray, q: float, r: float,
+def _rts_many(z: np.ndarray, offsets: np.ndarray, out: np.ndarray, q: np.ndarray, r: float,
               p0_pos: float, p0_vel: float) -> None:
     for i in range(offsets.shape[0] - 1):
         lo, hi = offsets[i], offsets[i + 1]
-        _rts_one(z[lo:hi], out[lo:hi], q, r, p0_pos, p0_vel)
+        _rts_one(z[lo:hi], out[lo:hi], q[i], r, p0_pos, p0_vel)
 
 
-def rts_smooth(z: np.ndarray, offsets: np.ndarray, *, q: float, r: float,
+def rts_smooth(z: np.ndarray, offsets: np.ndarray, *, q: float | np.ndarray, r: float,
                p0_vel: float = 25.0) -> np.ndarray:
     """Rauch-Tung-Striebel smoothing of many tracks with the constant-velocity model.
 
@@ -125,8 +125,9 @@ def rts_smooth(z: np.ndarray, offsets: np.ndarray, *, q: float, r: float,
             gaps are filled).
         offsets: ``(n_tracks + 1,)`` start of each track in ``z``; the first row of each track
             must be measured.
-        q: process-noise variance (px^2/frame^4). Larger follows sharp turns and head wobble
-            more closely; smaller removes more jitter.
+        q: process-noise variance (px^2/frame^4), one for all tracks or one per track.
+            Larger follows sharp turns and head wobble more closely; smaller removes more
+            jitter.
         r: measurement variance (px^2). Larger trusts the model more (smoother output).
         p0_vel: initial velocity variance ((px/frame)^2), large = uninformative.
 
@@ -137,5 +138,6 @@ def rts_smooth(z: np.ndarray, offsets: np.ndarray, *, q: float, r: float,
     offsets = np.ascontiguousarray(offsets, np.int64)
     out = np.empty((len(z), 4), np.float64)
     if len(z):
-        _rts_many(z, offsets, out, float(q), float(r), float(r), float(p0_vel))
+        q_arr = np.broadcast_to(np.asarray(q, np.float64), (len(offsets) - 1,)).copy()
+        _rts_many(z, offsets, out, q_arr, float(r), float(r), float(p0_vel))
     return out

@@ -54,7 +54,12 @@ class RefineParams:
             (:func:`estimate_meas_sigma`), so exact boxes are barely touched and jittery
             ones are smoothed hard.
         accel_sigma_px_s2: white-acceleration s.d. of the smoother. Larger keeps more of the
-            real wobble (and of the jitter); smaller gives straighter paths.
+            real wobble (and of the jitter); smaller gives straighter paths. ``None`` (default)
+            estimates it per track from the excess of its second differences over the
+            measurement noise (:func:`estimate_track_accel`): a beating head keeps its wobble
+            (it is real motion that CASA's ALH and BCF measure), a smooth path has its jitter
+            removed. ``min_accel_sigma_px_s2`` is the floor.
+        min_accel_sigma_px_s2: floor of the per-track estimate.
         min_track_s: tracks shorter than this after stitching are dropped (0 keeps all).
     """
 
@@ -67,14 +72,15 @@ class RefineParams:
     fit_s: float = 0.2
     max_interp_gap_s: float = 0.5
     meas_sigma_px: float | None = None
-    accel_sigma_px_s2: float = 500.0
+    accel_sigma_px_s2: float | None = None
+    min_accel_sigma_px_s2: float = 500.0
     min_track_s: float = 0.0
 
     def validate(self) -> "RefineParams":
         for name, lo, hi in (("max_gap_s", 0.0, 3600.0), ("stitch_pos_sigma_px", 1e-3, 1e4),
                              ("stitch_speed_sigma_px_s", 0.0, 1e6), ("stitch_chi2", 0.01, 1e4), ("stitch_size_sigma", 0.0, 100.0),
                              ("max_speed_px_s", 0.0, 1e7), ("fit_s", 0.0, 60.0),
-                             ("max_interp_gap_s", 0.0, 3600.0), ("accel_sigma_px_s2", 1e-3, 1e8),
+                             ("max_interp_gap_s", 0.0, 3600.0), ("min_accel_sigma_px_s2", 1e-3, 1e8),
                              ("min_track_s", 0.0, 3600.0)):
             check_positive(name, getattr(self, name), lo, hi)
         if self.meas_sigma_px is not None:
@@ -110,6 +116,29 @@ def estimate_meas_sigma(tracks: pd.DataFrame, *, lo_px: float = 0.01, hi_px: flo
         return lo_px
     sigma = 1.4826 * float(np.percentile(mad.to_numpy(), 25)) / np.sqrt(6.0)
     return float(np.clip(sigma, lo_px, hi_px))
+
+
+def estimate_track_accel(z: np.ndarray, offsets: np.ndarray, meas_sigma_px: float, q_min: float,
+                         min_triples: int = 10) -> np.ndarray:
+    """Per-track process noise ``q`` (px^2/frame^4) of the constant-velocity smoother.
+
+    Under the model (white acceleration ``a`` of variance ``q`` per frame) the second
+    difference of true positions is ``(a_k + a_k-1) / 2`` (variance ``q / 2``); white measurement
+    noise adds ``6 sigma^2``. So ``q = 2 (var(d2) - 6 sigma^2)`` per axis, with ``var`` from the
+    median absolute deviation (robust to a few bad associations). Tracks with fewer than
+    ``min_triples`` measured triples get the median of the others; all are floored at ``q_min``.
+    """
+    n_tr = len(offsets) - 1
+    q = np.full(n_tr, np.nan)
+    for i in range(n_tr):
+        seg = z[offsets[i]:offsets[i + 1]]
+        d2 = seg[2:] - 2 * seg[1:-1] + seg[:-2]
+        d2 = d2[~np.isnan(d2).any(axis=1)].ravel()
+        if len(d2) >= 2 * min_triples:
+            var = (1.4826 * np.median(np.abs(d2 - np.median(d2)))) ** 2
+            q[i] = 2.0 * (var - 6.0 * meas_sigma_px ** 2)
+    fill = np.nanmedian(q) if np.isfinite(q).any() else q_min
+    return np.maximum(np.where(np.isfinite(q), q, fill), q_min)
 
 
 def _end_states(frame: np.ndarray, xy: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: int,
@@ -252,8 +281,12 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
         return np.interp(pos, dense_idx.astype(np.float64), values)
 
     if smooth:
-        q = kalman.cv_noise_per_frame(p.accel_sigma_px_s2, fps)
         sigma = p.meas_sigma_px if p.meas_sigma_px is not None else estimate_meas_sigma(t)
+        q_min = kalman.cv_noise_per_frame(p.min_accel_sigma_px_s2, fps)
+        if p.accel_sigma_px_s2 is not None:
+            q = kalman.cv_noise_per_frame(p.accel_sigma_px_s2, fps)
+        else:
+            q = estimate_track_accel(z, offsets, sigma, q_min)
         sm = kalman.rts_smooth(z, offsets, q=q, r=sigma ** 2)[:, :2]
     else:
         sm = np.column_stack([interp(z[dense_idx, 0]), interp(z[dense_idx, 1])])
