@@ -53,3 +53,25 @@ def train_reid_cmd(data, out_path, epochs, ids_per_batch, crops_per_id, crops_pe
     cfg = ReIDTrainConfig(epochs=epochs, ids_per_batch=ids_per_batch, crops_per_id=crops_per_id,
                           crops_per_track=crops_per_track, device=device, seed=seed)
     click.echo(f"weights: {train_reid(data, out_path, cfg)}")
+
+
+@train.command("seg")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output weights (.pt); the run and dataset go to <stem>_run/.")
+@click.option("--model", default="yolo11n-seg.yaml", show_default=True, help="Model YAML (from scratch) or .pt.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--imgsz", type=int, default=64, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--crop-size", type=int, default=64, show_default=True, help="Crop side (px); must match inference.")
+@click.option("--anchor", type=float, default=0.5, show_default=True, help="Head position in the crop (as inference).")
+@click.option("--max-crops", type=int, default=5000, show_default=True)
+@click.option("--device", default=None, help="cpu, 0, ... (default: GPU when present).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_seg_cmd(data, out_path, model, epochs, imgsz, batch, crop_size, anchor, max_crops, device, seed) -> None:
+    """Train a head / midpiece / tail segmentation model on crops of DATA (synth output or a YOLO-seg dataset)."""
+    from spermtrack.morphology.train_seg import SegTrainConfig, train_seg
+
+    cfg = SegTrainConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, crop_size=crop_size, anchor=anchor,
+                         max_crops=max_crops, device=device, seed=seed)
+    click.echo(f"weights: {train_seg(data, out_path, cfg)}")

@@ -1,0 +1,193 @@
+"""Morphology benchmark: accuracy per measurement and difficulty, and crops/s.
+
+Segmenters: ``classical`` (default), a briefly trained ``yolo-seg`` (CPU, a few epochs on
+phantom crops), and a naive baseline (Otsu threshold + regionprops ellipse axes for the head)
+measured on the same crops in the same run. Truth: the phantom's per-track parameters
+(``scene.truth``). Prints a markdown table and writes benchmarks/results/morphology.md.
+
+    python benchmarks/morphology.py [--quick] [--yolo-epochs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from spermtrack.morphology import CropParams, morphology_from_frames  # noqa: E402
+from spermtrack.morphology.classical import ClassicalSegmenter  # noqa: E402
+from spermtrack.morphology.crops import route_crops  # noqa: E402
+from spermtrack.synth import render_frame, simulate_cells  # noqa: E402
+
+UM = 0.5
+RESULTS = Path(__file__).resolve().parent / "results" / "morphology.md"
+
+
+def scene_frames(sc):
+    return ((i, render_frame(sc, i)) for i in range(sc.n_frames))
+
+
+def otsu_baseline(crops, anchors):
+    """Head L, W (px) from Otsu on the crop + regionprops ellipse axes of the component at the anchor."""
+    from skimage.measure import label, regionprops
+
+    out = []
+    for c, a in zip(crops, anchors):
+        _, b = cv2.threshold(cv2.GaussianBlur(c, (3, 3), 0), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        lab = label(b)
+        k = lab[int(round(a[1])), int(round(a[0]))]
+        if k == 0:
+            out.append((np.nan, np.nan))
+            continue
+        rp = regionprops((lab == k).astype(np.uint8))[0]
+        out.append((rp.axis_major_length, rp.axis_minor_length))
+    return np.array(out)
+
+
+def accuracy_rows(name, difficulty, per_crop, truth):
+    j = per_crop.join(truth.set_index("track_id")[["head_length_um", "head_width_um", "midpiece_length_um",
+                                                    "tail_length_um", "cls"]], on="track_id", rsuffix="_true")
+    j = j[j.cls == 0]
+    rows = []
+    for m, unit in (("head_length", "px"), ("head_width", "px"), ("midpiece_length", "um"), ("tail_length", "%")):
+        est, tru = j[f"{m}_um"], j[f"{m}_um_true"]
+        ok = est.notna() & tru.notna()
+        err = (est - tru)[ok]
+        if unit == "px":
+            e = err / UM
+        elif unit == "%":
+            e = 100 * err / tru[ok]
+        else:
+            e = err
+        rows.append({"segmenter": name, "difficulty": difficulty, "measurement": m, "unit": unit,
+                     "n": f"{int(ok.sum())}/{len(j)}", "bias": e.median() if len(e) else np.nan,
+                     "median_abs": e.abs().median() if len(e) else np.nan,
+                     "p90_abs": e.abs().quantile(0.9) if len(e) else np.nan})
+    return rows
+
+
+def flag_rows(difficulty, per_track, truth):
+    j = per_track.join(truth.set_index("track_id")[["head_variant", "tail_variant", "cls"]], on="track_id")
+    j = j[(j.cls == 0) & (j.n_crops > 0)]
+    rows = []
+    for variant, flag, col in (("tapered", "flag_tapered_head", "head_variant"), ("round", "flag_round_head", "head_variant"),
+                               ("small", "flag_small_head", "head_variant"), ("large", "flag_large_head", "head_variant"),
+                               ("coiled", "flag_coiled_tail", "tail_variant"), ("short", "flag_short_tail", "tail_variant")):
+        pos = j[col] == variant
+        f = j[flag].fillna(False).astype(bool)
+        rows.append({"difficulty": difficulty, "flag": flag, "true_variant_n": int(pos.sum()),
+                     "recall": f[pos].mean() if pos.any() else np.nan,
+                     "false_pos_rate": f[~pos].mean() if (~pos).any() else np.nan})
+    return rows
+
+
+def speed(crops, anchors, seg, repeat=2):
+    seg.segment(crops[:10], anchors[:10])
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        seg.segment(crops, anchors)
+        best = min(best, time.perf_counter() - t0)
+    return len(crops) / best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--yolo-epochs", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args(argv)
+    cv2.setNumThreads(1)
+    seconds = 1.0 if args.quick else args.seconds
+    acc, flags, spd = [], [], []
+    full = CropParams(size=(160, 96), anchor=0.8)
+    small = CropParams()
+    med_crops = None
+    for diff in ("easy", "medium", "hard"):
+        sc = simulate_cells(seconds=seconds, fps=50, cells=15, seed=21, difficulty=diff)
+        res = morphology_from_frames(scene_frames(sc), sc.boxes, sc.width, sc.height, UM, crop_params=full)
+        acc += accuracy_rows("classical 160x96", diff, res.per_crop, sc.truth)
+        flags += flag_rows(diff, res.per_track, sc.truth)
+        cs = route_crops(scene_frames(sc), sc.boxes, sc.width, sc.height, small)
+        seg = ClassicalSegmenter(UM)
+        anchors = cs.table[["anchor_u", "anchor_v"]].to_numpy()
+        from spermtrack.morphology.morphometry import measure_crops
+
+        pc = measure_crops(seg.segment(cs.images, anchors), cs.images, cs.table, UM)
+        acc += [r for r in accuracy_rows("classical 64x64", diff, pc, sc.truth) if r["measurement"].startswith("head")]
+        base = otsu_baseline(cs.images, anchors)
+        bpc = cs.table[["track_id", "frame"]].assign(head_length_um=base[:, 0] * UM, head_width_um=base[:, 1] * UM,
+                                                     midpiece_length_um=np.nan, tail_length_um=np.nan)
+        acc += [r for r in accuracy_rows("otsu+regionprops 64x64", diff, bpc, sc.truth)
+                if r["measurement"].startswith("head")]
+        if diff == "medium":
+            med_crops = (cs, sc)
+            spd.append(("classical", "64x64", speed(cs.images, anchors, seg)))
+            fcs = route_crops(scene_frames(sc), sc.boxes, sc.width, sc.height, full)
+            spd.append(("classical", "160x96", speed(fcs.images, fcs.table[["anchor_u", "anchor_v"]].to_numpy(), seg)))
+            t0 = time.perf_counter()
+            otsu_baseline(cs.images, anchors)
+            spd.append(("otsu+regionprops (head only)", "64x64", len(cs) / (time.perf_counter() - t0)))
+    yolo_note = ""
+    if args.yolo_epochs > 0:
+        from spermtrack.morphology.morphometry import measure_crops
+        from spermtrack.morphology.segment import get_segmenter
+        from spermtrack.morphology.train_seg import SegTrainConfig, train_seg
+        from spermtrack.synth import generate
+
+        with tempfile.TemporaryDirectory() as tmp:
+            generate(Path(tmp) / "syn", videos=2, seconds=2.0, cells=20, seed=5, write_images=False, mask_every=2)
+            t0 = time.perf_counter()
+            w = train_seg(Path(tmp) / "syn", Path(tmp) / "seg.pt",
+                          SegTrainConfig(epochs=args.yolo_epochs, imgsz=64, batch=32, max_crops=1500, device="cpu"))
+            train_s = time.perf_counter() - t0
+            yseg = get_segmenter("yolo-seg", weights=w, device="cpu")
+            cs, sc = med_crops
+            anchors = cs.table[["anchor_u", "anchor_v"]].to_numpy()
+            t0 = time.perf_counter()
+            ys = yseg.segment(cs.images, anchors)
+            spd.append(("yolo-seg (CPU)", "64x64", len(cs) / (time.perf_counter() - t0)))
+            acc += accuracy_rows(f"yolo-seg {args.yolo_epochs} ep", "medium", measure_crops(ys, cs.images, cs.table, UM),
+                                 sc.truth)
+            yolo_note = (f"yolo-seg: yolo11n-seg.yaml from scratch, {args.yolo_epochs} epochs on <= 1500 phantom crops "
+                         f"(2 videos, medium), CPU, trained in {train_s:.0f} s.")
+    a = pd.DataFrame(acc)
+    f = pd.DataFrame(flags)
+    s = pd.DataFrame(spd, columns=["segmenter", "crop", "crops_per_s"])
+    base = s.loc[s.segmenter == "classical", "crops_per_s"].iloc[0]
+    s["vs_classical_64"] = s.crops_per_s / base
+    text = "\n".join([
+        "# Morphology benchmark", "",
+        f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
+        f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores (one thread used: "
+        f"cv2.setNumThreads(1), OMP_NUM_THREADS=1), Python {platform.python_version()}.  ",
+        f"Data: phantom scenes ({seconds:.0f} s, 50 fps, 15 cells, seed 21) per difficulty, 0.5 um/px; "
+        "K = 5 crops per track; errors per crop against the track's true parameters.  ",
+        "Units: head errors in px, midpiece in um, tail in % of the true length; bias = median signed error. "
+        "Tail length is only reported for crops where the traced tail ends inside the crop "
+        "(160x96 crops, head at 0.8 of the width); the 64x64 default crop holds the head and midpiece only.  ",
+        yolo_note, "",
+        "## Accuracy", "", a.to_markdown(index=False, floatfmt=".2f"), "",
+        "## Flags per track (median over K crops)", "", f.to_markdown(index=False, floatfmt=".2f"), "",
+        "## Speed (one core)", "", s.to_markdown(index=False, floatfmt=".0f"), "",
+        "Target: >= 500 crops/s for classical on 64x64 crops on one core.", "",
+    ])
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

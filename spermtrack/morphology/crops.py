@@ -1,0 +1,294 @@
+"""Crop routing: choose K sharp, isolated, non-border crops per track and cut them from the video.
+
+A crop is a fixed-size gray patch (default 64 x 64 px) resampled from one frame so that the head
+centre sits at the *anchor* (by default the crop centre) and the crop's +x axis points the way
+the cell swims (or along the head's major axis, when the cell does not move). Its rear, where
+midpiece and tail trail, is then toward -x. Frames are streamed: only the candidate crops of
+the frame being decoded and the K best crops per track so far are ever held.
+
+Coordinates: pixel-centre convention everywhere (pixel ``(r, c)`` has its centre at
+``x = c, y = r``), in frames and in crops. Crop point ``(u, v)`` maps to frame point
+``(x, y) + R(angle) @ (u - anchor_u, v - anchor_v)``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from spermtrack.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class CropParams:
+    """How crops are chosen and cut.
+
+    Attributes:
+        k: crops kept per track (the sharpest among the candidates).
+        size: crop side in px (int), or ``(width, height)``.
+        anchor: position of the head centre along the crop's x axis, as a fraction of the width
+            (0.5 = centred; 0.8 leaves room behind the head for a whole tail).
+        orient: ``"auto"`` (direction of motion when the head moved at least ``min_motion_px``
+            over the window, else the head's major axis), ``"motion"``, ``"head"`` or ``"none"``.
+        motion_window: half-window (frames) of the displacement that defines the direction of motion.
+        min_motion_px: displacement over the window below which ``auto`` uses the head axis.
+        border_px: a head centre closer than this to the frame border is not used.
+        min_separation_px: a head whose nearest other head (same frame) is closer is not used;
+            heads whose boxes overlap another box are not used either.
+        candidates_per_track: at most this many candidate frames per track (evenly spread over
+            the track) are cut and scored; the K sharpest are kept.
+        sharpness_radius_px: half-side of the central window whose Laplacian variance is the
+            sharpness score.
+    """
+
+    k: int = 5
+    size: int | tuple[int, int] = 64
+    anchor: float = 0.5
+    orient: str = "auto"
+    motion_window: int = 3
+    min_motion_px: float = 2.0
+    border_px: float = 16.0
+    min_separation_px: float = 12.0
+    candidates_per_track: int = 30
+    sharpness_radius_px: int = 8
+
+    @property
+    def wh(self) -> tuple[int, int]:
+        return (int(self.size), int(self.size)) if np.isscalar(self.size) else (int(self.size[0]), int(self.size[1]))
+
+    @property
+    def anchor_uv(self) -> tuple[float, float]:
+        """Head centre in crop px (pixel-centre coordinates)."""
+        w, h = self.wh
+        return self.anchor * w - 0.5, h / 2.0 - 0.5
+
+    def validate(self) -> "CropParams":
+        w, h = self.wh
+        if int(self.k) < 1:
+            raise ParameterError(f"k={self.k!r} crops per track must be >= 1")
+        if not (16 <= w <= 1024 and 16 <= h <= 1024):
+            raise ParameterError(f"crop size {w}x{h} px must be within 16..1024 px")
+        if not 0.0 < self.anchor < 1.0:
+            raise ParameterError(f"anchor={self.anchor!r} must be a fraction in (0, 1)")
+        if self.orient not in ("auto", "motion", "head", "none"):
+            raise ParameterError(f"orient={self.orient!r} must be auto, motion, head or none")
+        if self.candidates_per_track < self.k:
+            raise ParameterError(f"candidates_per_track={self.candidates_per_track} must be >= k={self.k}")
+        return self
+
+
+@dataclass
+class CropSet:
+    """Crops and where they came from.
+
+    Attributes:
+        images: ``(N, H, W) uint8`` gray crops.
+        table: one row per crop: ``track_id, frame, x, y`` (head centre in the frame, px),
+            ``angle_rad`` (crop +x direction in the frame, radians, image axes: y down),
+            ``orient_source`` (``motion``, ``head`` or ``none``), ``sharpness`` (Laplacian
+            variance of the central window), ``separation_px`` (distance to the nearest other
+            head in the frame; inf when alone), ``anchor_u, anchor_v`` (head centre in the crop).
+        params: the :class:`CropParams` used.
+    """
+
+    images: np.ndarray
+    table: pd.DataFrame
+    params: CropParams = field(default_factory=CropParams)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def motion_angles(tracks: pd.DataFrame, window: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Direction of motion (radians) and displacement (px) of every row of a sorted Tracks table.
+
+    The direction at frame f is that of ``p(f + window) - p(f - window)`` within the same track
+    (clipped at the track ends), which averages out most of the head's lateral beat.
+    """
+    tid = tracks["track_id"].to_numpy()
+    xy = tracks[["x", "y"]].to_numpy(np.float64)
+    n = len(tid)
+    idx = np.arange(n)
+    starts = np.r_[0, np.flatnonzero(np.diff(tid)) + 1]
+    ends = np.r_[starts[1:], n] - 1
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    lo = np.maximum(idx - window, starts[seg]) if n else idx
+    hi = np.minimum(idx + window, ends[seg]) if n else idx
+    d = xy[hi] - xy[lo]
+    return np.arctan2(d[:, 1], d[:, 0]), np.hypot(d[:, 0], d[:, 1])
+
+
+def _separation(tracks: pd.DataFrame) -> np.ndarray:
+    """Per row: distance (px) to the nearest other head of the same frame, 0 where boxes overlap."""
+    out = np.full(len(tracks), np.inf)
+    frame = tracks["frame"].to_numpy()
+    order = np.argsort(frame, kind="stable")
+    fs = frame[order]
+    cut = np.r_[0, np.flatnonzero(np.diff(fs)) + 1, len(fs)]
+    x, y = tracks["x"].to_numpy(np.float64), tracks["y"].to_numpy(np.float64)
+    w = np.nan_to_num(tracks["w"].to_numpy(np.float64), nan=0.0)
+    h = np.nan_to_num(tracks["h"].to_numpy(np.float64), nan=0.0)
+    for a, b in zip(cut[:-1], cut[1:]):
+        if b - a < 2:
+            continue
+        r = order[a:b]
+        dx = np.abs(x[r, None] - x[None, r])
+        dy = np.abs(y[r, None] - y[None, r])
+        d = np.hypot(dx, dy)
+        overlap = (dx < (w[r, None] + w[None, r]) / 2) & (dy < (h[r, None] + h[None, r]) / 2)
+        d[overlap] = 0.0
+        np.fill_diagonal(d, np.inf)
+        out[r] = d.min(axis=1)
+    return out
+
+
+def plan_candidates(tracks: pd.DataFrame, width: int, height: int, params: CropParams | None = None) -> pd.DataFrame:
+    """Candidate (track, frame) rows for cropping, from the Tracks table alone (no pixels).
+
+    Interpolated rows (``interpolated`` column), heads within ``border_px`` of the frame border
+    and heads closer than ``min_separation_px`` to another head (or whose boxes overlap) are
+    dropped; of the rest, at most ``candidates_per_track`` per track, evenly spread in time.
+
+    Returns:
+        The chosen rows with extra columns ``angle_rad``, ``motion_px``, ``separation_px``.
+    """
+    p = (params or CropParams()).validate()
+    t = tracks.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)
+    ang, disp = motion_angles(t, p.motion_window)
+    t = t.assign(angle_rad=ang, motion_px=disp, separation_px=_separation(t))
+    ok = ((t.x >= p.border_px) & (t.x <= width - 1 - p.border_px)
+          & (t.y >= p.border_px) & (t.y <= height - 1 - p.border_px)
+          & (t.separation_px >= p.min_separation_px))
+    if "interpolated" in t.columns:
+        ok &= ~t["interpolated"].astype(bool)
+    t = t[ok.to_numpy()]
+    keep = []
+    for _, g in t.groupby("track_id", sort=True):
+        n = len(g)
+        m = min(n, p.candidates_per_track)
+        keep.append(g.index.to_numpy()[np.unique(np.round(np.linspace(0, n - 1, m)).astype(int))])
+    idx = np.concatenate(keep) if keep else np.zeros(0, int)
+    return t.loc[idx].reset_index(drop=True)
+
+
+def head_axis_angle(gray: np.ndarray, x: float, y: float, radius: int = 6) -> float:
+    """Major-axis angle (radians, sign-ambiguous) of the bright blob around ``(x, y)``."""
+    h, w = gray.shape
+    x0, y0 = int(round(x)) - radius, int(round(y)) - radius
+    x1, y1 = x0 + 2 * radius + 1, y0 + 2 * radius + 1
+    patch = gray[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)].astype(np.float32)
+    if patch.size == 0:
+        return 0.0
+    wts = np.maximum(patch - np.median(patch), 0.0)
+    m = cv2.moments(wts)
+    if m["m00"] <= 0:
+        return 0.0
+    return 0.5 * float(np.arctan2(2 * m["mu11"], m["mu20"] - m["mu02"]))
+
+
+def cut_crop(gray: np.ndarray, x: float, y: float, angle: float, params: CropParams) -> np.ndarray:
+    """Resample one crop (bilinear; reflected beyond the frame border)."""
+    w, h = params.wh
+    au, av = params.anchor_uv
+    c, s = np.cos(angle), np.sin(angle)
+    m = np.array([[c, -s, x - c * au + s * av], [s, c, y - s * au - c * av]], np.float64)
+    return cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REFLECT101)
+
+
+def sharpness(crop: np.ndarray, params: CropParams) -> float:
+    """Variance of the Laplacian in the central window (higher = sharper)."""
+    au, av = params.anchor_uv
+    r = params.sharpness_radius_px
+    u, v = int(round(au)), int(round(av))
+    win = crop[max(v - r, 0):v + r + 1, max(u - r, 0):u + r + 1]
+    return float(cv2.Laplacian(win, cv2.CV_32F, ksize=3).var())
+
+
+def route_crops(frames: Iterable[tuple[int, np.ndarray]], tracks: pd.DataFrame, width: int, height: int,
+                params: CropParams | None = None) -> CropSet:
+    """Choose and cut the K best crops of every track while streaming frames once.
+
+    Args:
+        frames: ``(index, gray uint8 (H, W))`` in increasing index order (e.g. from
+            :meth:`spermtrack.io.video.VideoReader.iter_frames`, ignoring the timestamp).
+        tracks: a Tracks table (0-based frames, head centres in px).
+        width, height: frame size in px.
+        params: :class:`CropParams`.
+
+    Returns:
+        A :class:`CropSet` ordered by track id, then frame. Tracks with no usable frame have no crop.
+    """
+    p = (params or CropParams()).validate()
+    cand = plan_candidates(tracks, width, height, p)
+    by_frame = {int(f): g for f, g in cand.groupby("frame", sort=True)}
+    last = max(by_frame) if by_frame else -1
+    best: dict[int, list] = {}
+    counter = 0
+    for index, gray in frames:
+        if index > last:
+            break
+        rows = by_frame.get(int(index))
+        if rows is None:
+            continue
+        if gray.ndim == 3:
+            gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
+        for r in rows.itertuples(index=False):
+            angle, source = _orientation(gray, r, p)
+            crop = cut_crop(gray, r.x, r.y, angle, p)
+            score = sharpness(crop, p)
+            item = (score, counter, int(r.track_id), int(r.frame), float(r.x), float(r.y), angle, source,
+                    float(r.separation_px), crop)
+            counter += 1
+            heap = best.setdefault(int(r.track_id), [])
+            (heapq.heappush if len(heap) < p.k else heapq.heappushpop)(heap, item)
+    items = sorted((it for heap in best.values() for it in heap), key=lambda it: (it[2], it[3]))
+    w, h = p.wh
+    au, av = p.anchor_uv
+    images = np.stack([it[9] for it in items]) if items else np.zeros((0, h, w), np.uint8)
+    table = pd.DataFrame({
+        "track_id": pd.Series([it[2] for it in items], dtype="int64"),
+        "frame": pd.Series([it[3] for it in items], dtype="int64"),
+        "x": pd.Series([it[4] for it in items], dtype="float64"),
+        "y": pd.Series([it[5] for it in items], dtype="float64"),
+        "angle_rad": pd.Series([it[6] for it in items], dtype="float64"),
+        "orient_source": pd.Series([it[7] for it in items], dtype="object"),
+        "sharpness": pd.Series([it[0] for it in items], dtype="float64"),
+        "separation_px": pd.Series([it[8] for it in items], dtype="float64"),
+    })
+    table["anchor_u"], table["anchor_v"] = au, av
+    return CropSet(images, table, p)
+
+
+def _orientation(gray: np.ndarray, r, p: CropParams) -> tuple[float, str]:
+    if p.orient == "none":
+        return 0.0, "none"
+    if p.orient == "motion" or (p.orient == "auto" and r.motion_px >= p.min_motion_px):
+        return float(r.angle_rad), "motion"
+    ang = head_axis_angle(gray, r.x, r.y)
+    # the axis has no sign: the rear is the side the dark midpiece and tail leave from
+    t = np.arange(6.0, 20.0)
+    h, w = gray.shape
+    def side(sign):
+        xs = np.clip(np.round(r.x + sign * t * np.cos(ang)).astype(int), 0, w - 1)
+        ys = np.clip(np.round(r.y + sign * t * np.sin(ang)).astype(int), 0, h - 1)
+        return float(gray[ys, xs].mean())
+    if side(1.0) < side(-1.0):
+        ang += np.pi
+    return float(np.angle(np.exp(1j * ang))), "head"
+
+
+def route_crops_from_video(video, tracks: pd.DataFrame, params: CropParams | None = None,
+                           fps: float | None = None) -> CropSet:
+    """:func:`route_crops` on a video file, decoded once and streamed (never held whole)."""
+    from spermtrack.io.video import VideoReader
+
+    with VideoReader(video, fps=fps) as reader:
+        meta = reader.meta
+        frames: Iterator[tuple[int, np.ndarray]] = ((i, g) for i, _, g in reader.iter_frames())
+        return route_crops(frames, tracks, meta.width, meta.height, params)

@@ -1,0 +1,243 @@
+"""Morphometry: per-crop measurements from a :class:`Segmentation`, per-track medians, IQRs and flags.
+
+Definitions (crop px, converted to um with ``um_per_px``):
+
+- Head: length L = max Feret, width W = min Feret (rotating calipers on the hull of the
+  sub-pixel outline), area A (polygon), perimeter P, ellipticity L/W, elongation (L-W)/(L+W),
+  roughness 4 pi A / P^2, regularity pi L W / (4 A) (1 for an ellipse), mean gray level.
+- Midpiece: length (arc from the head's rear tip to the midpiece / tail boundary), equivalent
+  width, angle between the head's long axis and the midpiece chord.
+- Tail: arc length (only when the tail ends inside the crop), straightness chord / arc, total
+  turning |sum of signed heading changes| (360 per loop), sharpest bend (largest heading change
+  between consecutive 1-um chords).
+
+Per track: median and IQR (q75 - q25) over the crops whose quality reaches ``min_quality``;
+flags compare the medians with the reference ranges of MORPHOLOGY.md. At 400x unstained a head
+spans 5-15 px: the output is *indicative morphometry*, not a stained-smear diagnosis.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+from skimage.measure import find_contours
+from skimage.morphology import skeletonize
+
+from spermtrack.morphology import paths as P
+from spermtrack.morphology.segment import Segmentation
+
+#: (name, kind): kind ``len`` (px -> um), ``area`` (px2 -> um2), ``deg``, ``ratio``, ``gray``.
+MEASUREMENTS: tuple[tuple[str, str], ...] = (
+    ("head_length", "len"), ("head_width", "len"), ("head_area", "area"), ("head_perimeter", "len"),
+    ("head_ellipticity", "ratio"), ("head_elongation", "ratio"), ("head_roughness", "ratio"),
+    ("head_regularity", "ratio"), ("head_mean_gray", "gray"),
+    ("midpiece_length", "len"), ("midpiece_width", "len"), ("midpiece_angle", "deg"),
+    ("tail_length", "len"), ("tail_straightness", "ratio"), ("tail_total_turning", "deg"),
+    ("tail_sharpest_bend", "deg"),
+)
+
+#: Reference ranges (MORPHOLOGY.md; strict criteria on stained smears; indicative here).
+REFERENCE = {
+    "head_length_um": (4.0, 5.5), "head_width_um": (2.5, 3.5), "head_ellipticity": (1.3, 1.8),
+    "head_regularity": (0.85, 1.35), "midpiece_angle_deg_max": 45.0, "tail_turning_deg_max": 360.0,
+    "tail_length_um_min": 27.0,
+}
+FLAGS = ("flag_small_head", "flag_large_head", "flag_tapered_head", "flag_round_head", "flag_amorphous_head",
+         "flag_bent_neck", "flag_coiled_tail", "flag_short_tail")
+INDICATIVE_NOTE = "indicative morphometry (unstained phase contrast, heads of 5-15 px); not a stained-smear diagnosis"
+
+
+def feret(poly: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """``(max Feret, min Feret, end a, end b)`` of a polygon (ends of the max Feret chord)."""
+    d = poly[:, None, :] - poly[None, :, :]
+    d2 = (d ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    hull = cv2.convexHull(poly.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    if len(hull) < 3:
+        return float(np.sqrt(d2[i, j])), 0.0, poly[i], poly[j]
+    e = np.roll(hull, -1, axis=0) - hull
+    nrm = np.c_[-e[:, 1], e[:, 0]]
+    nrm /= np.maximum(np.hypot(nrm[:, 0], nrm[:, 1]), 1e-12)[:, None]
+    proj = hull @ nrm.T
+    return float(np.sqrt(d2[i, j])), float((proj.max(0) - proj.min(0)).min()), poly[i], poly[j]
+
+
+def _area_perimeter(poly: np.ndarray) -> tuple[float, float]:
+    x, y = poly[:, 0], poly[:, 1]
+    a = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    return float(a), float(np.hypot(*(np.roll(poly, -1, axis=0) - poly).T).sum())
+
+
+def geometry_from_masks(seg: Segmentation) -> Segmentation:
+    """Fill a mask-only result (a model's) with outline, axis ends and ordered paths, in place."""
+    if seg.head_contour is None and seg.head.any():
+        f = np.pad(seg.head.astype(np.float32), 1)
+        cs = [c for c in find_contours(f, 0.5) if len(c) >= 4]
+        if cs:
+            c = max(cs, key=lambda c: _area_perimeter(c[:, ::-1])[0])
+            seg.head_contour = c[:-1, ::-1] - 1.0
+    if seg.head_contour is None:
+        return seg
+    if seg.rear_xy is None:
+        _, _, a, b = feret(seg.head_contour)
+        seg.rear_xy, seg.front_xy = (a, b) if a[0] <= b[0] else (b, a)
+    if seg.path_px is None and (seg.midpiece.any() or seg.tail.any()):
+        skel = skeletonize(seg.midpiece | seg.tail)
+        rc, graph = P.skeleton_graph(skel)
+        if len(rc) >= 2:
+            xy = rc[:, ::-1].astype(np.float64)
+            start = int(np.argmin(np.hypot(xy[:, 0] - seg.rear_xy[0], xy[:, 1] - seg.rear_xy[1])))
+            path, _ = P.farthest_path(rc, graph, start)
+            full = np.vstack([seg.rear_xy[None], P.smooth_path(path, 5)])
+            seg.path_px, seg.path_length_px = full, P.arc_length(full)
+            h, w = seg.head.shape
+            tip = full[-1]
+            seg.tail_complete = bool(1.5 <= tip[0] <= w - 2.5 and 1.5 <= tip[1] <= h - 2.5)
+            inside = P.bilinear(cv2.dilate(seg.midpiece.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32),
+                                P.resample(full, 0.5)) > 0.5
+            if seg.midpiece.any() and inside.any():
+                s_cut = 0.5 * (np.flatnonzero(inside).max())
+                seg.midpiece_path, seg.tail_path = P.cut_at(full, s_cut)
+                seg.midpiece_width_px = float(seg.midpiece.sum() / max(P.arc_length(seg.midpiece_path), 1.0))
+            else:
+                seg.tail_path = full
+    return seg
+
+
+def measure_crop(seg: Segmentation, crop: np.ndarray | None = None) -> dict[str, float]:
+    """Measurements of one crop in px / px2 / deg / ratios (NaN where not measurable)."""
+    nan = float("nan")
+    out = {f"{n}": nan for n, _ in MEASUREMENTS}
+    out["quality"] = float(seg.quality)
+    out["tail_complete"] = bool(seg.tail_complete)
+    seg = geometry_from_masks(seg)
+    poly = seg.head_contour
+    if poly is None or len(poly) < 4:
+        return out
+    L, W, _, _ = feret(poly)
+    A, Pm = _area_perimeter(poly)
+    out.update(head_length=L, head_width=W, head_area=A, head_perimeter=Pm,
+               head_ellipticity=L / W if W > 0 else nan, head_elongation=(L - W) / (L + W) if L + W > 0 else nan,
+               head_roughness=4 * np.pi * A / Pm ** 2 if Pm > 0 else nan,
+               head_regularity=np.pi * L * W / (4 * A) if A > 0 else nan)
+    if crop is not None and seg.head.any():
+        out["head_mean_gray"] = float(np.asarray(crop)[seg.head].mean())
+    axis = seg.rear_xy - seg.front_xy
+    if seg.midpiece_path is not None and len(seg.midpiece_path) >= 2:
+        mp = seg.midpiece_path
+        out["midpiece_length"] = P.arc_length(mp)
+        out["midpiece_width"] = seg.midpiece_width_px
+        chord = mp[-1] - mp[0]
+        cosang = float(np.dot(chord, axis) / max(np.hypot(*chord) * np.hypot(*axis), 1e-12))
+        out["midpiece_angle"] = float(np.degrees(np.arccos(np.clip(cosang, -1.0, 1.0))))
+    tp = seg.tail_path
+    if tp is not None and len(tp) >= 2:
+        arc = P.arc_length(tp)
+        step = max(2.0, arc / 60.0)
+        net, _, sharp = P.turning(tp, step)
+        out["tail_straightness"] = float(np.hypot(*(tp[-1] - tp[0])) / arc) if arc > 0 else nan
+        out["tail_sharpest_bend"] = sharp
+        out["tail_visible_length"] = arc
+        if seg.tail_complete and seg.midpiece_path is not None:
+            out["tail_length"] = arc
+            out["tail_total_turning"] = net
+        elif net > REFERENCE["tail_turning_deg_max"]:
+            # a loop already seen in a cut tail is a coiled tail whatever lies beyond the crop
+            out["tail_total_turning"] = net
+    return out
+
+
+def measure_crops(segs: list[Segmentation], crops: np.ndarray, table: pd.DataFrame, um_per_px: float) -> pd.DataFrame:
+    """Per-crop table: the crop table's ``track_id, frame`` plus every measurement in px and um."""
+    rows = [measure_crop(s, c) for s, c in zip(segs, crops)]
+    df = pd.DataFrame(rows)
+    if "tail_visible_length" not in df.columns:
+        df["tail_visible_length"] = np.nan
+    base = table[["track_id", "frame"]].reset_index(drop=True) if len(table) else pd.DataFrame(
+        {"track_id": pd.Series(dtype="int64"), "frame": pd.Series(dtype="int64")})
+    out = {"track_id": base["track_id"], "frame": base["frame"], "quality": df.get("quality", pd.Series(dtype=float)),
+           "tail_complete": df.get("tail_complete", pd.Series(dtype=bool))}
+    for name, kind in (*MEASUREMENTS, ("tail_visible_length", "len")):
+        v = df[name].astype(float) if name in df else pd.Series(np.nan, index=base.index)
+        out.update(_with_units(name, kind, v, um_per_px))
+    return pd.DataFrame(out)
+
+
+def _with_units(name: str, kind: str, v: pd.Series, s: float) -> dict[str, pd.Series]:
+    if kind == "len":
+        return {f"{name}_um": v * s, f"{name}_px": v}
+    if kind == "area":
+        return {f"{name}_um2": v * s * s, f"{name}_px2": v}
+    if kind == "deg":
+        return {f"{name}_deg": v}
+    if kind == "gray":
+        return {f"{name}_level": v}
+    return {name: v}
+
+
+def value_columns() -> list[str]:
+    """Per-crop value columns that get a per-track median and IQR, in output order."""
+    cols = []
+    for name, kind in MEASUREMENTS:
+        cols += list(_with_units(name, kind, pd.Series(dtype=float), 1.0))
+    return cols
+
+
+def _iqr_name(col: str) -> str:
+    for unit in ("_um2", "_px2", "_um", "_px", "_deg", "_level"):
+        if col.endswith(unit):
+            return col[: -len(unit)] + "_iqr" + unit
+    return col + "_iqr"
+
+
+def summarize_tracks(per_crop: pd.DataFrame, track_ids=None, min_quality: float = 0.2) -> pd.DataFrame:
+    """One row per track: ``track_id, n_crops``, medians and IQRs of the measurements, flags.
+
+    Crops below ``min_quality`` are not used; ``n_crops`` counts the used ones (0: every value NaN,
+    every flag empty). ``track_ids`` adds rows for tracks that had no crop at all.
+    """
+    cols = value_columns()
+    used = per_crop[per_crop["quality"] >= min_quality] if len(per_crop) else per_crop
+    ids = sorted(set(per_crop["track_id"].astype(int)) | set(int(t) for t in (track_ids if track_ids is not None else [])))
+    g = used.groupby("track_id")
+    med = g[cols].median() if len(used) else pd.DataFrame(columns=cols)
+    q = g[cols].quantile([0.25, 0.75]) if len(used) else None
+    out = pd.DataFrame({"track_id": pd.Series(ids, dtype="int64")})
+    out["n_crops"] = out.track_id.map(g.size() if len(used) else {}).fillna(0).astype("int64")
+    out["n_tail_complete"] = out.track_id.map(g["tail_complete"].sum() if len(used) else {}).fillna(0).astype("int64")
+    out["quality_median"] = out.track_id.map(g["quality"].median() if len(used) else {}).astype(float)
+    for c in cols:
+        out[c] = out.track_id.map(med[c]).astype(float) if c in med else np.nan
+        if q is not None:
+            iqr = q[c].xs(0.75, level=1) - q[c].xs(0.25, level=1)
+            out[_iqr_name(c)] = out.track_id.map(iqr).astype(float)
+        else:
+            out[_iqr_name(c)] = np.nan
+    flags = track_flags(out)
+    out = pd.concat([out, flags], axis=1)
+    out["indicative"] = True
+    return out
+
+
+def track_flags(t: pd.DataFrame) -> pd.DataFrame:
+    """Flags from per-track medians; <NA> where the measurement is missing."""
+    R = REFERENCE
+    L, W = t["head_length_um"], t["head_width_um"]
+    e, reg = t["head_ellipticity"], t["head_regularity"]
+
+    def flag(cond: pd.Series, known: pd.Series) -> pd.Series:
+        return pd.Series(np.where(known, cond, pd.NA), index=t.index, dtype="boolean")
+
+    head_ok = L.notna() & W.notna()
+    return pd.DataFrame({
+        "flag_small_head": flag((L < R["head_length_um"][0]) & (W < R["head_width_um"][0]), head_ok),
+        "flag_large_head": flag((L > R["head_length_um"][1]) & (W > R["head_width_um"][1]), head_ok),
+        "flag_tapered_head": flag(e > R["head_ellipticity"][1], e.notna()),
+        "flag_round_head": flag(e < R["head_ellipticity"][0], e.notna()),
+        "flag_amorphous_head": flag((reg < R["head_regularity"][0]) | (reg > R["head_regularity"][1]), reg.notna()),
+        "flag_bent_neck": flag(t["midpiece_angle_deg"] > R["midpiece_angle_deg_max"], t["midpiece_angle_deg"].notna()),
+        "flag_coiled_tail": flag(t["tail_total_turning_deg"] > R["tail_turning_deg_max"],
+                                 t["tail_total_turning_deg"].notna()),
+        "flag_short_tail": flag(t["tail_length_um"] < R["tail_length_um_min"], t["tail_length_um"].notna()),
+    })

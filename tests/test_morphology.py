@@ -1,0 +1,198 @@
+"""Morphology against the phantom's truth: crops, head / tail sizes, flags, empty crops, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spermtrack.morphology import CropParams, morphology_from_frames
+from spermtrack.morphology.classical import ClassicalSegmenter
+from spermtrack.morphology.crops import motion_angles, plan_candidates, route_crops
+from spermtrack.morphology.morphometry import measure_crop, summarize_tracks, track_flags
+from spermtrack.synth import render_frame, simulate_cells
+
+UM = 0.5
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return simulate_cells(seconds=1.0, fps=50, cells=12, seed=11, difficulty="medium")
+
+
+@pytest.fixture(scope="module")
+def result(scene):
+    frames = ((i, render_frame(scene, i)) for i in range(scene.n_frames))
+    params = CropParams(size=(160, 96), anchor=0.8)
+    return morphology_from_frames(frames, scene.boxes, scene.width, scene.height, UM, crop_params=params)
+
+
+def _joined(result, scene):
+    t = scene.truth.set_index("track_id")
+    cols = ["head_length_um", "head_width_um", "tail_length_um", "head_variant", "tail_variant", "cls"]
+    return result.per_track.join(t[cols], on="track_id", rsuffix="_true")
+
+
+def test_crops_centre_the_head_and_point_forward(scene):
+    frames = ((i, render_frame(scene, i)) for i in range(scene.n_frames))
+    cs = route_crops(frames, scene.boxes, scene.width, scene.height, CropParams(k=3))
+    assert cs.images.shape[1:] == (64, 64) and cs.images.dtype == np.uint8
+    assert (cs.table.groupby("track_id").size() <= 3).all()
+    # the head (bright core) is at the crop centre: the brightest 3x3 block is within 2 px of it
+    for img in cs.images[:10].astype(np.float32):
+        import cv2
+
+        blur = cv2.blur(img, (3, 3))
+        r, c = np.unravel_index(np.argmax(blur[16:48, 16:48]), (32, 32))
+        assert abs(r + 16 - 31.5) <= 3 and abs(c + 16 - 31.5) <= 3
+    # chosen frames keep away from the border
+    assert ((cs.table.x >= 16) & (cs.table.x <= scene.width - 17)).all()
+
+
+def test_candidates_skip_interpolated_border_and_crowded_rows():
+    t = pd.DataFrame({"track_id": [0] * 5 + [1] * 5, "frame": list(range(5)) * 2,
+                      "x": [100, 101, 102, 103, 5] + [300, 300, 300, 108, 300],
+                      "y": [100.0] * 5 + [200, 200, 200, 100, 200], "w": 10.0, "h": 10.0,
+                      "interpolated": [False, True, False, False, False] + [False] * 5})
+    cand = plan_candidates(t, 640, 480, CropParams(k=1, candidates_per_track=5))
+    got = set(zip(cand.track_id, cand.frame))
+    assert (0, 1) not in got  # interpolated
+    assert (0, 4) not in got  # at the border
+    assert (0, 3) not in got and (1, 3) not in got  # too close to each other
+    assert (0, 0) in got and (1, 0) in got
+
+
+def test_motion_angle_follows_the_track():
+    t = pd.DataFrame({"track_id": [0] * 10, "frame": range(10), "x": np.arange(10.0) * 2, "y": np.arange(10.0) * 2})
+    ang, disp = motion_angles(t, 3)
+    np.testing.assert_allclose(ang, np.pi / 4)
+    assert disp[5] == pytest.approx(np.hypot(12, 12))
+
+
+def test_head_length_and_width_within_one_px(result, scene):
+    j = _joined(result, scene)
+    sperm = j[(j.cls == 0) & (j.n_crops > 0)]
+    assert len(sperm) >= 5
+    err_l = (sperm.head_length_um - sperm.head_length_um_true) / UM
+    err_w = (sperm.head_width_um - sperm.head_width_um_true) / UM
+    assert abs(err_l.median()) <= 1.0 and abs(err_w.median()) <= 1.0
+    assert (err_l.abs() <= 1.5).mean() >= 0.8 and (err_w.abs() <= 1.5).mean() >= 0.8
+
+
+def test_tail_length_on_complete_tails(result, scene):
+    j = _joined(result, scene)
+    ok = j[(j.cls == 0) & j.tail_length_um.notna()]
+    assert len(ok) >= 3
+    rel = (ok.tail_length_um - ok.tail_length_um_true).abs() / ok.tail_length_um_true
+    # regression guard, NOT the issue's 15 % target: the classical tracer still stops early on
+    # the faint distal tail (median -29 % on this scene, see benchmarks/results/morphology.md)
+    assert rel.median() <= 0.40
+    assert (ok.tail_length_um <= ok.tail_length_um_true * 1.15).mean() >= 0.8  # rarely overshoots
+
+
+def test_flags_match_the_rendered_variants():
+    # flags from per-track medians equal to the variants' drawn sizes
+    t = pd.DataFrame({
+        "head_length_um": [4.7, 5.6, 3.6, 3.3, 6.5], "head_width_um": [3.0, 2.5, 3.2, 2.1, 4.1],
+        "midpiece_angle_deg": [5.0, 60.0, np.nan, 5.0, 5.0], "tail_total_turning_deg": [120.0, 80.0, 500.0, 90.0, 60.0],
+        "tail_length_um": [45.0, 44.0, 38.0, 18.0, np.nan]})
+    t["head_ellipticity"] = t.head_length_um / t.head_width_um
+    t["head_regularity"] = 1.0
+    f = track_flags(t)
+    assert f.flag_tapered_head.tolist() == [False, True, False, False, False]
+    assert f.flag_round_head.tolist() == [False, False, True, False, False]
+    assert f.flag_small_head.tolist() == [False, False, False, True, False]
+    assert f.flag_large_head.tolist() == [False, False, False, False, True]
+    assert f.flag_coiled_tail.tolist() == [False, False, True, False, False]
+    assert f.flag_short_tail.iloc[:4].tolist() == [False, False, False, True] and pd.isna(f.flag_short_tail.iloc[4])
+    assert f.flag_bent_neck.iloc[1] and pd.isna(f.flag_bent_neck.iloc[2])
+
+
+def test_flags_on_rendered_heads(result, scene):
+    j = _joined(result, scene)
+    j = j[(j.cls == 0) & (j.n_crops > 0)]
+    for variant, flag in (("tapered", "flag_tapered_head"), ("round", "flag_round_head"),
+                          ("small", "flag_small_head"), ("large", "flag_large_head")):
+        rows = j[j.head_variant == variant]
+        if len(rows):
+            assert rows[flag].fillna(False).all(), (variant, rows[["head_length_um", "head_width_um"]])
+    normal = j[j.head_variant == "normal"]
+    assert (~normal.flag_small_head.fillna(False)).all() and (~normal.flag_large_head.fillna(False)).all()
+
+
+def test_rendered_variant_crops_are_flagged():
+    """A scene where every head is drawn tapered, round, small or large gets the matching flag."""
+    from spermtrack.synth import motion
+
+    rng = np.random.default_rng(0)
+    for variant, flag in (("tapered", "flag_tapered_head"), ("round", "flag_round_head"),
+                          ("small", "flag_small_head"), ("large", "flag_large_head")):
+        sc = simulate_cells(seconds=0.3, fps=50, cells=6, seed=int(rng.integers(1e6)), difficulty="medium")
+        for c in sc.cells:
+            if c.cls == 0:
+                motion.draw_shape(c, rng, variant=variant, tail_variant="normal")
+        sc.truth = __import__("spermtrack.synth.truth", fromlist=["truth_table"]).truth_table(sc)
+        frames = ((i, render_frame(sc, i)) for i in range(sc.n_frames))
+        res = morphology_from_frames(frames, sc.boxes, sc.width, sc.height, UM, crop_params=CropParams(k=3))
+        j = res.per_track.join(sc.truth.set_index("track_id")[["cls"]], on="track_id")
+        j = j[(j.cls == 0) & (j.n_crops > 0)]
+        assert len(j) >= 2
+        assert j[flag].fillna(False).mean() >= 0.75, (variant, j[["head_length_um", "head_width_um"]])
+
+
+def test_empty_crop_gives_nan_and_low_quality():
+    rng = np.random.default_rng(1)
+    crops = np.clip(115 + 5 * rng.standard_normal((3, 64, 64)), 0, 255).astype(np.uint8)
+    crops[2] = 0  # a black crop
+    segs = ClassicalSegmenter(UM).segment(crops)
+    for s, c in zip(segs, crops):
+        assert s.quality <= 0.1
+        m = measure_crop(s, c)
+        assert np.isnan(m["head_length"]) and np.isnan(m["tail_length"])
+    per_crop = pd.DataFrame({"track_id": [7], "frame": [0], "quality": [0.0], "tail_complete": [False]})
+    out = summarize_tracks(per_crop.assign(**{c: np.nan for c in ("head_length_um",)}).reindex(
+        columns=list(per_crop.columns)), [7])
+    assert out.n_crops.tolist() == [0] and np.isnan(out.head_length_um.iloc[0])
+
+
+def test_cli_writes_one_row_per_track(tmp_path, scene):
+    from spermtrack.cli.main import main
+    from spermtrack.io.video import VideoWriter
+
+    video = tmp_path / "v.mp4"
+    with VideoWriter(video, scene.fps, scene.width, scene.height) as w:
+        for i in range(scene.n_frames):
+            w.write(render_frame(scene, i))
+    tracks = tmp_path / "tracks.csv"
+    scene.boxes.to_csv(tracks, index=False)
+    out = tmp_path / "morph.csv"
+    rc = main(["morphology", str(video), "--tracks", str(tracks), "--um-per-px", "0.5", "--out", str(out),
+               "--gallery", str(tmp_path / "g.png")])
+    assert rc == 0
+    df = pd.read_csv(out)
+    assert list(df.columns[:2]) == ["track_id", "n_crops"]
+    assert "head_length_um" in df and "head_width_iqr_um" in df and "flag_tapered_head" in df
+    assert set(df.track_id) == set(scene.boxes.track_id)
+    assert (tmp_path / "g.png").stat().st_size > 1000 and (tmp_path / "morph.json").is_file()
+    assert main(["morphology", str(video), "--tracks", str(tracks), "--um-per-px", "0.5", "--out", str(out),
+                 "--segmenter", "sam"]) == 2
+    assert main(["morphology", str(video), "--tracks", str(tracks), "--um-per-px", "0.5", "--out", str(out),
+                 "--segmenter", "yolo-seg", "--weights", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_short_tails_are_flagged():
+    from spermtrack.synth import motion
+    from spermtrack.synth.truth import truth_table
+
+    rng = np.random.default_rng(3)
+    sc = simulate_cells(seconds=0.5, fps=50, cells=6, seed=7, difficulty="medium")
+    for c in sc.cells:
+        if c.cls == 0:
+            motion.draw_shape(c, rng, variant="normal", tail_variant="short")
+    sc.truth = truth_table(sc)
+    frames = ((i, render_frame(sc, i)) for i in range(sc.n_frames))
+    res = morphology_from_frames(frames, sc.boxes, sc.width, sc.height, UM,
+                                 crop_params=CropParams(k=3, size=(160, 96), anchor=0.8))
+    j = res.per_track.join(sc.truth.set_index("track_id")[["cls"]], on="track_id")
+    j = j[(j.cls == 0) & (j.n_crops > 0)]
+    assert len(j) >= 2 and j.flag_short_tail.fillna(False).all()
