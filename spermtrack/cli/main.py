@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "visem-check": "spermtrack.cli.visem_cmd:visem_check",
     "evaluate": "spermtrack.cli.evaluate_cmd:evaluate",
     "track": "spermtrack.cli.track_cmd:track",
+    "morphology": "spermtrack.cli.morphology_cmd:morphology",
 }
 
 
