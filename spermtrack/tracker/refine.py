@@ -63,13 +63,13 @@ class RefineParams:
         min_track_s: tracks shorter than this after stitching are dropped (0 keeps all).
     """
 
-    max_gap_s: float = 1.0
-    stitch_pos_sigma_px: float = 3.0
+    max_gap_s: float = 0.5
+    stitch_pos_sigma_px: float = 5.0
     stitch_speed_sigma_px_s: float = 25.0
     stitch_size_sigma: float = 0.2
     stitch_chi2: float = 9.21
     max_speed_px_s: float = 600.0
-    fit_s: float = 0.2
+    fit_s: float = 0.4
     max_interp_gap_s: float = 0.5
     meas_sigma_px: float | None = None
     accel_sigma_px_s2: float | None = None
