@@ -48,9 +48,14 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    max_speed_px_frame: float = 12.0
+    """Tracking (see :class:`spermtrack.tracker.associate.TrackerParams` and docs/TRACKER.md).
+    ``max_speed_px_frame``: the farthest a track may reach in one frame (the gate cap, px);
+    ``confirm_s``: hits needed before a track counts; ``delete_after_s``: a track unseen this long
+    ends (the offline stitcher bridges longer gaps); ``stitch``: join fragments offline."""
+
+    max_speed_px_frame: float = 20.0
     confirm_s: float = 0.06
-    delete_after_s: float = 0.3
+    delete_after_s: float = 0.5
     stitch: bool = True
     reid_weights: str | None = None
 
@@ -77,6 +82,19 @@ class MorphologyConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """What ``spermtrack analyze`` writes besides the tables. ``annotated_video``: annotated.mp4
+    (ids and trails coloured by grade); ``trail_s``: trail length drawn behind each head;
+    ``plots``: plots/*.png and their use in report.html; ``gallery_tracks``: tracks shown in the
+    crop gallery."""
+
+    annotated_video: bool = True
+    trail_s: float = 1.0
+    plots: bool = True
+    gallery_tracks: int = 24
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole tree. ``Config().to_dict()`` is what gets saved beside results."""
 
@@ -86,6 +104,7 @@ class Config:
     track: TrackConfig = field(default_factory=TrackConfig)
     kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

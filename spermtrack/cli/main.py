@@ -25,6 +25,10 @@ COMMANDS: dict[str, str] = {
     "visem-check": "spermtrack.cli.visem_cmd:visem_check",
     "evaluate": "spermtrack.cli.evaluate_cmd:evaluate",
     "track": "spermtrack.cli.track_cmd:track",
+    "analyze": "spermtrack.cli.analyze_cmd:analyze",
+    "demo": "spermtrack.cli.analyze_cmd:demo",
+    "visem": "spermtrack.cli.visem_runner_cmd:visem",
+    "batch": "spermtrack.cli.batch_cmd:batch",
     "morphology": "spermtrack.cli.morphology_cmd:morphology",
 }
 

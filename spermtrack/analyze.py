@@ -1,0 +1,366 @@
+"""``analyze``: one video in, a folder of results out (the product's composition of the stages).
+
+::
+
+    VIDEO ─► tracker.pipeline.stream_video   decode ─► HLDNBM ─► detect ─► track (one streaming pass)
+          ─► tracker.refine.refine_tracks    stitch, fill short gaps, smooth
+          ─► kinematics                      CASA metrics, grades, sample summary (track and window)
+          ─► morphology                      crops ─► segmenter ─► morphometry (one call)
+          ─► io.export                       tracks.csv, tracks_mot.txt, kinematics.csv, summary.csv, morphology.csv
+          ─► report                          annotated.mp4 + gallery crops (one more decoding pass), plots, report.html
+          ─► summary.json                    written last: its presence with status "complete" marks a finished folder
+
+Every file is written atomically. A truncated video is analysed up to its last decodable frame
+and says so (``summary.json`` ``truncated``, a warning on stderr and in the report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from spermtrack.config import Config
+from spermtrack.errors import InputFileError, ParameterError, VideoError
+from spermtrack.types import check_positive
+
+Echo = Callable[[str], None]
+
+#: Range accepted for a user's um_per_px (below: electron microscopy; above: no head is 1 px).
+UM_PER_PX_RANGE = (0.02, 10.0)
+#: Range accepted for a user's fps.
+FPS_RANGE = (1.0, 1000.0)
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyze_video` produced: the folder, the tables and the metadata written."""
+
+    out_dir: Path
+    tracks: pd.DataFrame
+    metrics: pd.DataFrame
+    summary: object
+    meta: dict
+    morphology: pd.DataFrame | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def output_folder(out_root: str | Path, video: str | Path) -> Path:
+    """``OUT/<video stem>/``: where the results of ``video`` go."""
+    return Path(out_root) / Path(video).stem
+
+
+def is_complete(folder: str | Path) -> bool:
+    """True when ``folder`` holds a finished analysis (``summary.json`` with status complete)."""
+    import json
+
+    p = Path(folder) / "summary.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8")).get("status") == "complete"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_config(cfg: Config) -> Config:
+    """Check the types and ranges of a configuration before any work (a typo in a config file
+    must fail at once, not after an hour of decoding)."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        for f in dataclasses.fields(sub):
+            v = getattr(sub, f.name)
+            want = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            ok = {"int": isinstance(v, int) and not isinstance(v, bool),
+                  "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+                  "bool": isinstance(v, bool), "str": isinstance(v, str),
+                  "str | None": v is None or isinstance(v, str),
+                  "int | None": v is None or (isinstance(v, int) and not isinstance(v, bool))}.get(want, True)
+            if not ok:
+                raise ParameterError(f"config {section.name}.{f.name}={v!r} must be of type {want}")
+    from spermtrack.kinematics import get_preset
+
+    get_preset(cfg.kinematics.preset)
+    if cfg.kinematics.aggregate not in ("track", "window"):
+        raise ParameterError(f"config kinematics.aggregate={cfg.kinematics.aggregate!r} must be 'track' or 'window'")
+    if cfg.detect.detector not in ("blob", "yolo"):
+        raise ParameterError(f"config detect.detector={cfg.detect.detector!r} must be 'blob' or 'yolo'")
+    check_positive("kinematics.min_duration_s", cfg.kinematics.min_duration_s, 0.0, 3600.0)
+    check_positive("kinematics.aggregate_window_s", cfg.kinematics.aggregate_window_s, 0.01, 3600.0)
+    check_positive("video.chunk_frames", cfg.video.chunk_frames, 1, 4096)
+    check_positive("report.trail_s", cfg.report.trail_s, 0.0, 60.0)
+    check_positive("track.confirm_s", cfg.track.confirm_s, 0.0, 10.0)
+    check_positive("track.delete_after_s", cfg.track.delete_after_s, 0.0, 60.0)
+    check_positive("track.max_speed_px_frame", cfg.track.max_speed_px_frame, 0.5, 1000.0)
+    return cfg
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise InputFileError(folder, f"output folder cannot be written ({err.strerror or err})") from None
+
+
+def _make_detector(cfg: Config):
+    from spermtrack.tracker.detectors import make_detector
+
+    d, e = cfg.detect, cfg.enhance
+    if d.detector == "blob":
+        return make_detector("blob", enhance=e.enabled, window_px=e.window_px, scale_floor=e.scale_floor)
+    if d.weights and not Path(d.weights).is_file():
+        raise InputFileError(d.weights, "detector weights not found")
+    return make_detector("yolo", weights=d.weights, enhance=e.enabled, tile_px=d.tile_px,
+                         overlap=d.tile_overlap, conf=d.conf_threshold, full_frame=d.full_frame_pass)
+
+
+def _tracker_params(cfg: Config):
+    from spermtrack.tracker.associate import TrackerParams
+
+    t = cfg.track
+    return TrackerParams(confirm_s=t.confirm_s, max_age_s=t.delete_after_s, max_gate_px=t.max_speed_px_frame)
+
+
+def _scale(tracks: pd.DataFrame, um_per_px, detector, source: str, echo: Echo) -> tuple[float, str, dict | None]:
+    """The user's um_per_px, or an estimate from the median head box (flagged loudly)."""
+    if um_per_px is not None and str(um_per_px).strip().lower() != "estimate":
+        try:
+            v = float(um_per_px)
+        except ValueError:
+            raise ParameterError(f"--um-per-px must be a number or 'estimate', got {um_per_px!r}") from None
+        return check_positive("--um-per-px", v, *UM_PER_PX_RANGE), "user", None
+    from spermtrack.kinematics import estimate_um_per_px
+
+    boxes = tracks
+    margin = float(getattr(getattr(detector, "params", None), "box_margin_px", 0.0))
+    if margin > 0:
+        # blob boxes add a fixed margin around the head ellipse: remove it to measure the head
+        boxes = tracks.assign(w=tracks["w"] - 2 * margin, h=tracks["h"] - 2 * margin)
+    est = estimate_um_per_px(boxes, source=source)
+    info = {**est.__dict__, "box_margin_removed_px": margin}
+    echo(f"WARNING: um_per_px {est.um_per_px:.4f} is ESTIMATED from a median head length of "
+         f"{est.median_head_px:.1f} px (4.5 um heads); every velocity and grade depends on it: "
+         f"give --um-per-px from a stage micrometer")
+    return check_positive("estimated um_per_px", est.um_per_px, *UM_PER_PX_RANGE), est.source, info
+
+
+def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFrame, *, um_per_px: float,
+                   config: Config, user_fps: float | None, warnings: list[str]):
+    """The morphology stage in one call: best crops of every graded track -> segmenter ->
+    per-crop measurements -> per-track medians, IQRs and flags.
+
+    Returns:
+        ``(per-track table or None, CropSet or None)``; None (with a warning appended) when no
+        track is graded or the morphology stage is unavailable.
+    """
+    m = config.morphology
+    graded = metrics.loc[metrics["grade"].astype(str) != "not_graded", "track_id"]
+    sub = tracks[tracks["track_id"].isin(graded)]
+    if "interpolated" in sub.columns:
+        sub = sub[~sub["interpolated"].astype(bool)]
+    if sub.empty:
+        warnings.append("morphology: no graded track, nothing to measure")
+        return None, None
+    try:
+        from spermtrack.morphology.crops import CropParams, route_crops_from_video
+        from spermtrack.morphology.morphometry import measure_crops, summarize_tracks
+        from spermtrack.morphology.segment import get_segmenter
+    except ImportError as err:  # the stage is optional: the motility result stands without it
+        warnings.append(f"morphology skipped ({err})")
+        return None, None
+    segmenter = get_segmenter(m.segmenter, weights=m.weights, um_per_px=um_per_px)
+    crops = route_crops_from_video(video, sub.reset_index(drop=True),
+                                   CropParams(k=int(m.crops_per_track), size=int(m.crop_px)), fps=user_fps)
+    anchors = crops.table[["anchor_u", "anchor_v"]].to_numpy(float) if len(crops) else None
+    segs = segmenter.segment(crops.images, anchors) if len(crops) else []
+    per_crop = measure_crops(segs, crops.images, crops.table, um_per_px)
+    table = summarize_tracks(per_crop, track_ids=graded.astype(int).tolist())
+    return table, crops
+
+
+def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | None = None,
+                  fps: float | None = None, um_per_px: float | str | None = None,
+                  progress: bool = True, echo: Echo | None = None, truth: str | Path | None = None,
+                  out_dir: str | Path | None = None) -> AnalysisResult:
+    """Analyse one video and write its result folder ``out_root/<video stem>/``.
+
+    Args:
+        video: the video file.
+        out_root: the output root (created).
+        config: the configuration (detector, tracker, kinematics, morphology, report).
+        fps: the user's frame rate; default the container's (an error when it has none).
+        um_per_px: micrometres per pixel, or None / ``"estimate"`` to estimate it from the head
+            size (flagged as estimated everywhere).
+        progress: draw a progress bar on stderr.
+        echo: where warnings go (default: stderr).
+        truth: a synthetic video folder (``spermtrack synth`` output) to check the result
+            against its exact truth (HOTA, ID switches, grade mix; in ``summary.json``).
+        out_dir: the folder to write instead of ``out_root/<video stem>``.
+
+    Returns:
+        An :class:`AnalysisResult`.
+
+    Raises:
+        InputFileError, VideoError, ParameterError: bad video, parameters or output folder (one
+            clear line each); nothing is reported as complete in that case.
+    """
+    import click
+
+    from spermtrack.io import export
+    from spermtrack.io.atomic import write_json_atomic
+    from spermtrack.io.video import probe_video
+    from spermtrack.kinematics import compute_track_metrics, summarize_motility
+    from spermtrack.tracker.pipeline import ProgressBar, stream_video
+    from spermtrack.tracker.refine import refine_tracks
+
+    echo = echo or (lambda s: click.echo(s, err=True))
+    cfg = check_config(config or Config())
+    t_start = time.perf_counter()
+    video = Path(video)
+    if not video.exists():
+        raise InputFileError(video, "video file not found")
+    if video.is_dir():
+        raise InputFileError(video, "is a folder, not a video file")
+    if fps is not None:
+        fps = check_positive("--fps", fps, *FPS_RANGE)
+    if um_per_px is not None and str(um_per_px).strip().lower() != "estimate":
+        _scale(pd.DataFrame(), um_per_px, None, str(video), echo)  # fail before decoding
+    out = Path(out_dir) if out_dir is not None else output_folder(out_root, video)
+    _check_writable(out)
+    (out / "summary.json").unlink(missing_ok=True)  # an interrupted rerun must not look complete
+    meta_v = probe_video(video, fps=fps, fallback_fps=cfg.video.fallback_fps)
+    if fps is None and (meta_v.fps_source == "fallback" or any("no timestamps" in w for w in meta_v.warnings)):
+        raise ParameterError(f"{video}: the file gives no reliable frame rate; pass --fps (frames per second "
+                             f"of the recording)")
+    if meta_v.n_frames < 2:
+        raise VideoError(f"{video}: has {meta_v.n_frames} frame; a motility analysis needs a video")
+    warnings = list(meta_v.warnings)
+    for w in warnings:
+        echo(f"warning: {video.name}: {w}")
+    detector = _make_detector(cfg)
+    embedder = None
+    if cfg.track.reid_weights:
+        from spermtrack.tracker.reid import load_embedder
+
+        embedder = load_embedder(cfg.track.reid_weights)
+
+    bar = ProgressBar(video.name, enabled=progress)
+    try:
+        res = stream_video(video, detector=detector, fps=fps, chunk_frames=cfg.video.chunk_frames,
+                           tracker_params=_tracker_params(cfg), embedder=embedder, progress=bar, meta=meta_v)
+    finally:
+        bar.close()
+    fps_used = res.meta.fps
+    warnings += res.warnings
+    if res.decode_error:
+        msg = (f"TRUNCATED video: {res.n_frames} of {meta_v.n_frames} frames could be decoded; "
+               f"the analysis uses those frames only ({res.decode_error})")
+        warnings.append(msg)
+        echo(f"warning: {msg}")
+    t0 = time.perf_counter()
+    tracks = refine_tracks(res.tracks, fps_used, stitch=cfg.track.stitch)
+    t_refine = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if len(tracks):
+        scale, scale_source, scale_info = _scale(tracks, um_per_px, detector, str(video), echo)
+    elif um_per_px is None or str(um_per_px).strip().lower() == "estimate":
+        raise InputFileError(video, "no sperm head was detected, so um_per_px cannot be estimated "
+                                    "(and there is nothing to grade); check the video and the detector")
+    else:
+        scale, scale_source, scale_info = float(um_per_px), "user", None
+    if scale_info is not None:
+        warnings.append(f"um_per_px {scale:.4f} ESTIMATED from head size; give --um-per-px for calibrated values")
+    k = cfg.kinematics
+    metrics = compute_track_metrics(tracks, fps_used, scale, window=k.window, min_duration_s=k.min_duration_s,
+                                    preset=k.preset, source=str(video))
+    summaries = {mode: summarize_motility(metrics, aggregate=mode, window_s=k.aggregate_window_s, fps=fps_used)
+                 for mode in ("track", "window")}
+    summary = summaries[k.aggregate]
+    if not summary.meets_who_count:
+        warnings.append(f"only {summary.n_graded} graded tracks; WHO asks for at least 200 cells "
+                        f"(analyse more fields or a longer recording)")
+    t_kin = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    morph, crop_set = run_morphology(video, tracks, metrics, um_per_px=scale, config=cfg, user_fps=fps,
+                                     warnings=warnings)
+    t_morph = time.perf_counter() - t0
+
+    files = export.write_tracks(out, tracks)
+    export.write_kinematics(out / "kinematics.csv", metrics, morph)
+    files["kinematics_csv"] = "kinematics.csv"
+    export.write_summary(out, summaries)
+    files["summary_csv"] = "summary.csv"
+    if morph is not None:
+        from spermtrack.io.atomic import write_csv_atomic
+
+        write_csv_atomic(out / "morphology.csv", morph)
+        files["morphology_csv"] = "morphology.csv"
+
+    from spermtrack.report.build import build_report_assets
+
+    t0 = time.perf_counter()
+    assets = build_report_assets(video, out, tracks, metrics, summary, morph, crop_set, cfg=cfg, fps=fps_used,
+                                 user_fps=fps, n_frames=res.n_frames, background=res.preview,
+                                 width=res.meta.width, height=res.meta.height, progress=progress)
+    files.update(assets["files"])
+    t_report = time.perf_counter() - t0
+
+    truth_check = None
+    if truth is not None:
+        from spermtrack.truthcheck import check_against_truth
+
+        truth_check = check_against_truth(truth, tracks, summaries["track"], min_duration_s=k.min_duration_s)
+
+    meta = {
+        "software": "spermtrack", "command": "analyze", "status": "complete",
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "video": {"name": video.name, "path": str(video.resolve()), "n_frames_container": meta_v.n_frames,
+                  "n_frames_analysed": res.n_frames, "duration_s": res.n_frames / fps_used,
+                  "width": res.meta.width, "height": res.meta.height, "codec": meta_v.codec,
+                  "fps_container_warnings": list(meta_v.warnings)},
+        "truncated": res.decode_error is not None, "decode_error": res.decode_error,
+        "n_frames_analysed": res.n_frames,
+        "calibration": {"fps": fps_used, "fps_source": res.meta.fps_source, "um_per_px": scale,
+                        "um_per_px_source": scale_source, "um_per_px_estimated": scale_info is not None,
+                        "um_per_px_estimate": scale_info},
+        "kinematics": export.kinematics_metadata(
+            metrics, fps=fps_used, fps_source=res.meta.fps_source, um_per_px=scale, um_per_px_source=scale_source,
+            scale_estimate=scale_info, preset=k.preset, aggregate=k.aggregate,
+            aggregate_window_s=k.aggregate_window_s, min_duration_s=k.min_duration_s),
+        "counts": {"n_detections": res.n_detections, "n_online_tracks": int(res.tracks["track_id"].nunique()) if len(res.tracks) else 0,
+                   "n_tracks": int(len(metrics)), "n_graded": summary.n_graded,
+                   "n_interpolated_rows": int(tracks["interpolated"].sum()) if len(tracks) else 0,
+                   "n_embeddings_computed": res.n_embeddings},
+        "summary": {mode: s.to_dict() for mode, s in summaries.items()},
+        "primary_aggregate": k.aggregate,
+        "who_comparison": export.who_comparison(summary),
+        "truth_check": truth_check,
+        "warnings": warnings,
+        "config": cfg.to_dict(),
+        "versions": export.software_versions(),
+        "timings_s": {**res.times.to_dict(), "stream_total_s": round(res.total_s, 3), "refine_s": round(t_refine, 3),
+                      "kinematics_s": round(t_kin, 3), "morphology_s": round(t_morph, 3),
+                      **{k2: round(v, 3) for k2, v in assets["timings"].items()}, "report_total_s": round(t_report, 3),
+                      "total_s": round(time.perf_counter() - t_start, 3),
+                      "stream_frames_per_s": round(res.frames_per_s, 1)},
+        "outputs": {**files, "report_html": "report.html", "summary_json": "summary.json"},
+    }
+    from spermtrack.report.html import write_report
+
+    table = export.round_table(export.join_morphology(metrics, morph))
+    write_report(out / "report.html", meta=meta, summary=summary, summaries=summaries, table=table,
+                 plots=assets["plots"], files={**files, "summary_json": "summary.json"})
+    meta["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 3)
+    write_json_atomic(out / "summary.json", meta)
+    return AnalysisResult(out, tracks, metrics, summary, meta, morph, {**files, "report_html": "report.html",
+                                                                        "summary_json": "summary.json"})

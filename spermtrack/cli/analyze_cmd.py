@@ -1,0 +1,154 @@
+"""``spermtrack analyze`` (videos to result folders) and ``spermtrack demo`` (a synthetic clip,
+rendered and analysed, checked against its exact truth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from spermtrack.errors import ParameterError, SpermtrackError
+
+
+def build_config(config_path: Path | None, *, detector: str | None = None, weights: Path | None = None,
+                 reid_weights: Path | None = None, segmenter: str | None = None,
+                 segmenter_weights: Path | None = None, preset: str | None = None, aggregate: str | None = None,
+                 no_video: bool = False):
+    """The run's :class:`~spermtrack.config.Config`: the file's (or the defaults), then the options."""
+    from spermtrack.analyze import check_config
+    from spermtrack.config import Config
+
+    cfg = Config.load(config_path) if config_path is not None else Config()
+    if detector is not None:
+        cfg = cfg.replace("detect", detector=detector)
+    if weights is not None:
+        cfg = cfg.replace("detect", weights=str(weights))
+    if reid_weights is not None:
+        cfg = cfg.replace("track", reid_weights=str(reid_weights))
+    if segmenter is not None:
+        cfg = cfg.replace("morphology", segmenter=segmenter)
+    if segmenter_weights is not None:
+        cfg = cfg.replace("morphology", weights=str(segmenter_weights))
+    if preset is not None:
+        cfg = cfg.replace("kinematics", preset=preset)
+    if aggregate is not None:
+        cfg = cfg.replace("kinematics", aggregate=aggregate)
+    if no_video:
+        cfg = cfg.replace("report", annotated_video=False)
+    if cfg.detect.detector == "yolo" and not cfg.detect.weights:
+        raise ParameterError("--detector yolo needs --weights W.pt (train one with `spermtrack train detector`)")
+    return check_config(cfg)
+
+
+def print_result(res) -> None:
+    """The summary lines of one analysed video (stdout)."""
+    from spermtrack.io.export import summary_lines
+
+    cal = res.meta["calibration"]
+    for line in summary_lines(res.summary, cal["um_per_px"], cal["um_per_px_source"]):
+        click.echo(line)
+    t = res.meta["timings_s"]
+    click.echo(f"  {res.meta['n_frames_analysed']} frames at {cal['fps']:g} fps ({cal['fps_source']}), "
+               f"{t['stream_frames_per_s']:.0f} frames/s streaming, {t['total_s']:.1f} s in all")
+    click.echo(f"wrote {res.out_dir}/ (report: {res.out_dir / 'report.html'})")
+
+
+def unique_out_dirs(videos: list[Path], out: Path) -> dict[Path, Path]:
+    """``OUT/<stem>`` per video; two videos with the same stem get ``<parent>_<stem>``."""
+    stems: dict[str, int] = {}
+    for v in videos:
+        stems[v.stem] = stems.get(v.stem, 0) + 1
+    return {v: out / (f"{v.parent.name}_{v.stem}" if stems[v.stem] > 1 else v.stem) for v in videos}
+
+
+_COMMON = [
+    click.option("--fps", type=float, default=None, help="Frame rate (frames/s); default: the container's."),
+    click.option("--um-per-px", "um_per_px", default=None,
+                 help="Micrometres per pixel (stage micrometer). Omitted or 'estimate': estimated from the "
+                      "head size and flagged ESTIMATED everywhere."),
+    click.option("--detector", type=click.Choice(["blob", "yolo"]), default=None, help="Head detector (default blob)."),
+    click.option("--weights", type=click.Path(path_type=Path), default=None, help="YOLO weights for --detector yolo."),
+    click.option("--reid-weights", type=click.Path(path_type=Path), default=None,
+                 help="ReID weights: appearance used when association is ambiguous."),
+    click.option("--segmenter", type=click.Choice(["classical", "yolo-seg", "sam"]), default=None,
+                 help="Morphology segmenter (default classical)."),
+    click.option("--segmenter-weights", type=click.Path(path_type=Path), default=None,
+                 help="Weights of --segmenter yolo-seg / sam."),
+    click.option("--preset", type=click.Choice(["who2021", "hamilton-thorne", "casa-gui"]), default=None,
+                 help="Grading preset (default who2021)."),
+    click.option("--aggregate", type=click.Choice(["track", "window"]), default=None,
+                 help="Primary summary mode (both are always in summary.csv)."),
+    click.option("--no-video", is_flag=True, help="Do not write annotated.mp4 (faster)."),
+    click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+                 help="JSON configuration (the 'config' block of a summary.json works)."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+    click.option("--debug", "_debug", is_flag=True, hidden=True, help="Show tracebacks (same as spermtrack --debug)."),
+]
+
+
+def _common(f):
+    for opt in reversed(_COMMON):
+        f = opt(f)
+    return f
+
+
+@click.command("analyze")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output root; one folder per video.")
+@_common
+def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmenter, segmenter_weights, preset,
+            aggregate, no_video, config_path, quiet, _debug) -> None:
+    """Analyse VIDEO(s): tracks, CASA kinematics, WHO grades, morphology, plots and an HTML report
+    in OUT/<video stem>/. A failing video is reported and the others are still analysed."""
+    from spermtrack.analyze import analyze_video
+
+    cfg = build_config(config_path, detector=detector, weights=weights, reid_weights=reid_weights,
+                       segmenter=segmenter, segmenter_weights=segmenter_weights, preset=preset,
+                       aggregate=aggregate, no_video=no_video)
+    vids = list(dict.fromkeys(Path(v) for v in videos))
+    dirs = unique_out_dirs(vids, out)
+    failed = []
+    for v in vids:
+        try:
+            res = analyze_video(v, out, config=cfg, fps=fps, um_per_px=um_per_px, progress=not quiet,
+                                out_dir=dirs[v])
+        except (SpermtrackError, OSError) as err:
+            if len(vids) == 1:
+                raise
+            click.echo(f"spermtrack: error: {v}: {err}", err=True)
+            failed.append(v)
+            continue
+        print_result(res)
+    if failed:
+        raise SpermtrackError(f"{len(failed)} of {len(vids)} videos failed: {', '.join(str(v) for v in failed)}")
+
+
+@click.command("demo")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("spermtrack_demo"), show_default=True,
+              help="Output folder (the synthetic clip goes in OUT/data, the results in OUT/<id>/).")
+@click.option("--seconds", type=float, default=4.0, show_default=True, help="Clip duration.")
+@click.option("--cells", type=float, default=30, show_default=True, help="Sperm heads in view.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic sample.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--debug", "_debug", is_flag=True, hidden=True)
+def demo(out: Path, seconds: float, cells: float, seed: int, quiet: bool, _debug: bool) -> None:
+    """Render a synthetic phase-contrast clip with exact truth, analyse it, and check the result
+    against the truth: the first command to run on a fresh machine."""
+    from spermtrack.analyze import analyze_video
+    from spermtrack.config import Config
+    from spermtrack.synth import generate
+
+    um_per_px = 0.5
+    click.echo(f"rendering a {seconds:g} s synthetic clip ({cells:g} cells, seed {seed}) ...", err=True)
+    folder = generate(out / "data", videos=1, seconds=seconds, cells=cells, seed=seed, um_per_px=um_per_px,
+                      write_images=False)[0]
+    video = folder / f"{folder.name}.mp4"
+    res = analyze_video(video, out, config=Config(), um_per_px=um_per_px, progress=not quiet, truth=folder)
+    print_result(res)
+    tc = res.meta["truth_check"]
+    tr = tc["tracking"]
+    click.echo(f"check against the synthetic truth: HOTA {tr['HOTA']:.1f}, IDF1 {tr['IDF1']:.1f}, "
+               f"{tr['IDSW']} ID switches ({tr['num_gt_ids']} true tracks, {tr['num_pred_ids']} found)")
+    for g, v in tc["grades"].items():
+        click.echo(f"  {g:<18} measured {v['measured_pct']:5.1f} %  truth {v['truth_pct']:5.1f} %")
+    click.echo(f"open {res.out_dir / 'report.html'} in a browser")

@@ -1,0 +1,150 @@
+"""Result tables on disk: the Tracks CSV and MOT file, the per-track kinematics CSV (morphology
+columns joined), the sample summary CSV and the JSON metadata, all written atomically.
+
+Also the pieces a command needs to record and print a result the same way:
+:func:`kinematics_metadata`, :func:`summary_lines`, :func:`who_comparison`, :func:`software_versions`.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spermtrack.io.atomic import write_csv_atomic
+
+#: Decimals of the Tracks CSV position and size columns (px): 1/1000 px is below any detector's precision.
+TRACK_DECIMALS = 3
+
+
+def write_tracks(out_dir: str | Path, tracks: pd.DataFrame) -> dict[str, str]:
+    """Write ``tracks.csv`` (measured ``x, y``; ``x_smooth, y_smooth``; ``interpolated``) and
+    ``tracks_mot.txt`` (MOTChallenge, 1-based frames, smoothed gap-filled boxes).
+
+    Returns:
+        ``{"tracks_csv": name, "tracks_mot": name}``.
+    """
+    from spermtrack.io.mot import write_mot
+    from spermtrack.tracker.refine import smoothed_boxes
+
+    out_dir = Path(out_dir)
+    cols = [c for c in ("x", "y", "w", "h", "conf", "x_smooth", "y_smooth") if c in tracks.columns]
+    write_csv_atomic(out_dir / "tracks.csv", tracks.round({c: TRACK_DECIMALS for c in cols}))
+    write_mot(out_dir / "tracks_mot.txt", smoothed_boxes(tracks))
+    return {"tracks_csv": "tracks.csv", "tracks_mot": "tracks_mot.txt"}
+
+
+def join_morphology(metrics: pd.DataFrame, morphology: pd.DataFrame | None) -> pd.DataFrame:
+    """Kinematics with the per-track morphology columns appended (left join on ``track_id``)."""
+    if morphology is None or morphology.empty or "track_id" not in morphology.columns:
+        return metrics
+    extra = [c for c in morphology.columns if c == "track_id" or c not in metrics.columns]
+    out = metrics.merge(morphology[extra], on="track_id", how="left")
+    out.attrs.update(metrics.attrs)
+    return out
+
+
+def round_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Kinematics rounded as KINEMATICS.md asks; other float columns (morphology) to 0.01."""
+    from spermtrack.kinematics import round_for_csv
+    from spermtrack.kinematics.casa import CSV_DECIMALS
+
+    out = round_for_csv(table)
+    extra = [c for c in out.columns if c not in CSV_DECIMALS and out[c].dtype.kind == "f"]
+    if extra:
+        out[extra] = out[extra].round(2)
+    return out
+
+
+def write_kinematics(path: str | Path, metrics: pd.DataFrame, morphology: pd.DataFrame | None = None) -> Path:
+    """Write the per-track kinematics CSV (rounded as KINEMATICS.md asks), morphology joined."""
+    return write_csv_atomic(path, round_table(join_morphology(metrics, morphology)))
+
+
+def summary_frame(summaries: dict) -> pd.DataFrame:
+    """One table of several :class:`~spermtrack.kinematics.MotilitySummary` (column ``aggregate`` first)."""
+    frames = []
+    for mode, s in summaries.items():
+        f = s.to_frame()
+        f.insert(0, "aggregate", mode)
+        frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    return out.round({"pct": 1, "ci95_low_pct": 1, "ci95_high_pct": 1, "count": 1, "n": 1})
+
+
+def kinematics_metadata(metrics: pd.DataFrame, *, fps: float, fps_source: str, um_per_px: float,
+                        um_per_px_source: str, scale_estimate: dict | None, preset: str,
+                        aggregate: str, aggregate_window_s: float | None, min_duration_s: float) -> dict:
+    """The calibration and kinematics settings every result records (fps and um_per_px with
+    their sources, the average-path window, the preset and its source)."""
+    from spermtrack.kinematics import get_preset
+    from spermtrack.kinematics.casa import CSV_DECIMALS
+
+    p = get_preset(preset)
+    attrs = dict(metrics.attrs)
+    return {
+        "fps": fps, "fps_source": fps_source, "um_per_px": um_per_px, "um_per_px_source": um_per_px_source,
+        "um_per_px_estimated": um_per_px_source.startswith("estimated"),
+        "um_per_px_estimate": scale_estimate,
+        "window_points": attrs.get("window_points"), "window_s": attrs.get("window_s"),
+        "progression_window_s": attrs.get("progression_window_s"), "motion_lag_s": attrs.get("motion_lag_s"),
+        "motion_min_um_s": attrs.get("motion_min_um_s"), "min_duration_s": min_duration_s,
+        "preset": preset, "preset_source": p.source, "preset_rules": p.description,
+        "aggregate": aggregate, "aggregate_window_s": aggregate_window_s if aggregate == "window" else None,
+        "csv_decimals": CSV_DECIMALS, "conventions": "docs/KINEMATICS_CONVENTIONS.md",
+    }
+
+
+def summary_lines(summary, um_per_px: float, um_per_px_source: str) -> list[str]:
+    """The sample summary as the lines the CLI prints (grades with 95 % CIs and WHO status)."""
+    est = " ESTIMATED" if um_per_px_source.startswith("estimated") else ""
+    lines = [f"{summary.n_graded} graded tracks ({summary.n_not_graded} too short), "
+             f"um_per_px {um_per_px:g} ({um_per_px_source}){est}, aggregate {summary.aggregate}"]
+    for row in summary.table:
+        who = f"  WHO6 {row['who6_status']}" if row["who6_status"] else ""
+        lines.append(f"  {row['quantity']:<18} {row['pct']:5.1f} %  [{row['ci95_low_pct']:.1f}, "
+                     f"{row['ci95_high_pct']:.1f}]{who}")
+    if not summary.meets_who_count:
+        lines.append("  note: fewer than 200 graded cells (WHO asks for >= 200)")
+    return lines
+
+
+def who_comparison(summary) -> dict:
+    """Progressive and total motility against the WHO 6th and 5th edition lower reference limits."""
+    out = {}
+    for row in summary.table:
+        if row["who6_lrl_pct"] is None:
+            continue
+        out[row["quantity"]] = {
+            "pct": row["pct"], "ci95_pct": [row["ci95_low_pct"], row["ci95_high_pct"]],
+            "who6_lrl_pct": row["who6_lrl_pct"], "who6_status": row["who6_status"],
+            "who5_lrl_pct": row["who5_lrl_pct"], "who5_status": row["who5_status"],
+        }
+    out["meets_who_count"] = summary.meets_who_count
+    out["n_graded"] = summary.n_graded
+    return out
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that produced a result (only modules already imported, plus ours)."""
+    from spermtrack import __version__
+
+    out = {"spermtrack": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    for mod in ("numpy", "pandas", "numba", "cv2", "av", "scipy", "deep_sort_realtime", "torch",
+                "ultralytics", "matplotlib", "trackeval", "dask", "distributed"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = str(getattr(m, "__version__", "?"))
+    return out
+
+
+def write_summary(out_dir: str | Path, summaries: dict) -> Path:
+    """Write ``summary.csv``: every aggregation mode's summary table (column ``aggregate`` first).
+
+    ``summary.json`` is written separately and last by :func:`spermtrack.analyze.analyze_video`,
+    so its presence with ``"status": "complete"`` marks a finished analysis (batch runs resume on it).
+    """
+    return write_csv_atomic(Path(out_dir) / "summary.csv", summary_frame(summaries))
