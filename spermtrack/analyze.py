@@ -172,15 +172,15 @@ def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFram
     try:
         from spermtrack.morphology.crops import CropParams, route_crops_from_video
         from spermtrack.morphology.morphometry import measure_crops, summarize_tracks
-        from spermtrack.morphology.segment import get_segmenter
+        from spermtrack.morphology.segment import get_segmenter, segment_crops
     except ImportError as err:  # the stage is optional: the motility result stands without it
         warnings.append(f"morphology skipped ({err})")
         return None, None
     segmenter = get_segmenter(m.segmenter, weights=m.weights, um_per_px=um_per_px)
     crops = route_crops_from_video(video, sub.reset_index(drop=True),
-                                   CropParams(k=int(m.crops_per_track), size=int(m.crop_px)), fps=user_fps)
-    anchors = crops.table[["anchor_u", "anchor_v"]].to_numpy(float) if len(crops) else None
-    segs = segmenter.segment(crops.images, anchors) if len(crops) else []
+                                   CropParams(k=int(m.crops_per_track), size=int(m.crop_px), um_per_px=um_per_px),
+                                   fps=user_fps)
+    segs = segment_crops(segmenter, crops)
     per_crop = measure_crops(segs, crops.images, crops.table, um_per_px)
     table = summarize_tracks(per_crop, track_ids=graded.astype(int).tolist())
     return table, crops

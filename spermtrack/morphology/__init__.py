@@ -14,17 +14,17 @@ See docs/MORPHOLOGY_METHOD.md for definitions, conventions and limits.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from spermtrack.morphology.crops import CropParams, CropSet, route_crops, route_crops_from_video
 from spermtrack.morphology.morphometry import INDICATIVE_NOTE, measure_crops, summarize_tracks
-from spermtrack.morphology.segment import SEGMENTERS, Segmentation, get_segmenter
+from spermtrack.morphology.segment import SEGMENTERS, Segmentation, get_segmenter, segment_crops
 
 __all__ = ["analyze_morphology", "morphology_from_frames", "MorphologyResult", "CropParams", "CropSet",
-           "route_crops", "route_crops_from_video", "get_segmenter", "Segmentation", "measure_crops",
+           "route_crops", "route_crops_from_video", "get_segmenter", "segment_crops", "Segmentation", "measure_crops",
            "summarize_tracks", "SEGMENTERS", "INDICATIVE_NOTE"]
 
 
@@ -38,9 +38,14 @@ class MorphologyResult:
     segmentations: list[Segmentation]
 
 
+def _with_scale(crop_params: CropParams | None, um_per_px: float) -> CropParams:
+    """The crop parameters with the scale filled in (it sizes the tail window)."""
+    p = crop_params or CropParams()
+    return p if p.um_per_px is not None else replace(p, um_per_px=float(um_per_px))
+
+
 def _finish(crops: CropSet, tracks: pd.DataFrame, segmenter, um_per_px: float, min_quality: float) -> MorphologyResult:
-    anchors = crops.table[["anchor_u", "anchor_v"]].to_numpy(np.float64) if len(crops) else np.zeros((0, 2))
-    segs = segmenter.segment(crops.images, anchors) if len(crops) else []
+    segs = segment_crops(segmenter, crops)
     per_crop = measure_crops(segs, crops.images, crops.table, um_per_px)
     if len(crops):
         per_crop.insert(2, "angle_rad", crops.table["angle_rad"].to_numpy())
@@ -55,7 +60,7 @@ def morphology_from_frames(frames, tracks: pd.DataFrame, width: int, height: int
                            min_quality: float = 0.2) -> MorphologyResult:
     """:func:`analyze_morphology` on an iterable of ``(index, gray)`` frames (e.g. rendered in memory)."""
     seg = get_segmenter(segmenter, weights=weights, um_per_px=um_per_px) if isinstance(segmenter, str) else segmenter
-    crops = route_crops(frames, tracks, width, height, crop_params)
+    crops = route_crops(frames, tracks, width, height, _with_scale(crop_params, um_per_px))
     return _finish(crops, tracks, seg, um_per_px, min_quality)
 
 
@@ -70,9 +75,10 @@ def analyze_morphology(video: str | os.PathLike, tracks: pd.DataFrame, um_per_px
         um_per_px: scale.
         segmenter: ``classical``, ``yolo-seg``, ``sam`` or a segmenter object.
         weights: model weights (``yolo-seg``: ``.pt``; ``sam``: a checkpoint).
-        crop_params: :class:`CropParams` (K, size, anchor, orientation, selection).
+        crop_params: :class:`CropParams` (K, size, anchor, orientation, selection, tail window);
+            its ``um_per_px`` defaults to ``um_per_px``, which sizes the tail window.
         min_quality: crops below this quality are measured but not used per track.
     """
     seg = get_segmenter(segmenter, weights=weights, um_per_px=um_per_px) if isinstance(segmenter, str) else segmenter
-    crops = route_crops_from_video(video, tracks, crop_params, fps=fps)
+    crops = route_crops_from_video(video, tracks, _with_scale(crop_params, um_per_px), fps=fps)
     return _finish(crops, tracks, seg, um_per_px, min_quality)

@@ -8,12 +8,14 @@ Per crop (gray, head near the anchor, +x = forward):
    blurred step edge the half-maximum lies on the edge whatever the blur (for a phase-contrast
    head the halo lowers the plateau and the peak alike, and the core's edge is steep, so the
    level error moves the outline by a few hundredths of a pixel).
-3. Dark ridges: largest Hessian eigenvalue of the smoothed image (a valley across a dark line),
-   minus the smaller one when positive (dark blobs / debris are not lines), in noise units;
-   hysteresis threshold, outside the head and its dark halo; skeleton.
-4. Midpiece + tail: from the head's rear tip (the max-Feret end toward -x) to the skeleton pixel
-   nearest it, then the geodesic longest path through the skeleton (Dijkstra), bridging gaps up
-   to ``gap_um`` that continue the path's direction; smoothed.
+3. Midpiece + tail are traced on the *tail window* (a larger crop around the same head, same
+   angle and sampling, cut from the same frame; the crop itself when there is none): oriented
+   ridge maps in noise units, other heads and bright debris (with their halos) blocked, then
+   the curvature-continuous tracker of :mod:`spermtrack.morphology.tailtrace` from the head's
+   rear tip along the head axis. It passes crossings straight, follows coils round (a loop is
+   detected and reported: ``extra["tail_loop"]``) and stops where the line's evidence fades.
+4. ``tail_complete`` only when the trace faded inside the window (not at its border, not in a
+   loop): only then is the tail length reported.
 5. Midpiece / tail split: the midpiece is thicker and darker than the principal piece, so the
    darkness profile along the path gets the least-squares single step; a step that noise
    explains (t below ``split_t``) leaves the midpiece unmeasured (NaN), never guessed.
@@ -25,15 +27,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage.filters import apply_hysteresis_threshold
 from skimage.measure import find_contours
-from skimage.morphology import skeletonize
 
 from spermtrack.morphology import paths as P
+from spermtrack.morphology import tailtrace as T
 from spermtrack.morphology.segment import Segmentation, empty_segmentation
-
-
-_DISK5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 
 @dataclass(frozen=True)
@@ -44,27 +42,43 @@ class ClassicalParams:
         head_sigma_um: smoothing before the head threshold.
         head_snr: detection threshold of the head core, in noise levels of the smoothed image.
         search_um: the head must lie within this distance of the anchor.
-        halo_um: the dark halo ring around the head (excluded from the ridge search).
-        ridge_sigma_um: scale of the ridge filter (tail about 0.5 um wide; a wider filter integrates
-            more of the faint distal tail).
-        ridge_low, ridge_high: hysteresis thresholds of the ridge response, in noise levels.
-        start_um: the tail must start this close to the head's rear tip.
-        gap_um: largest gap bridged between ridge pieces.
+        halo_um: the dark halo ring around other heads / bright debris (blocked for the tracer).
+        ridge_sigma_um: scale of the ridge maps (the tail is about 0.5 um wide).
+        look_um: look-ahead of the tracker's arcs.
+        min_radius_um: tightest bend the tracker follows (a coil of 30 um in 1.8 turns has 2 um).
+        bend_penalty: tracker penalty per unit change of curvature (1/px), in score units.
+        t_stop: least mean arc score (noise units of the ridge maps) that supports a step.
+        gap_um: the trace stops after this much unsupported path (noise gaps, crossings).
+        avg_um: the support of a step is the mean step score over this much path behind it.
         min_tail_um: a shorter path counts as no tail.
         split_t: least t statistic of the midpiece / tail darkness step.
+        split_span: the step is searched this many head lengths along the path (the midpiece is
+            about one; a longer span reaches the fainter distal tail of a short tail).
     """
 
     head_sigma_um: float = 0.35
     head_snr: float = 4.0
     search_um: float = 3.0
     halo_um: float = 1.2
-    ridge_sigma_um: float = 0.75
-    ridge_low: float = 2.0
-    ridge_high: float = 4.0
-    start_um: float = 3.5
-    gap_um: float = 3.0
+    ridge_sigma_um: float = 0.5
+    look_um: float = 3.0
+    min_radius_um: float = 1.7
+    bend_penalty: float = 4.0
+    t_stop: float = 1.0
+    gap_um: float = 4.0
+    avg_um: float = 6.0
     min_tail_um: float = 3.0
     split_t: float = 3.0
+    split_span: float = 2.2
+
+    def trace_params(self, um_per_px: float) -> T.TraceParams:
+        """The tracker's parameters in px at this scale."""
+        px = 1.0 / um_per_px
+        return T.TraceParams(sigma=max(self.ridge_sigma_um * px, 0.7), look=max(3, int(round(self.look_um * px))),
+                             kmax=min(1.0 / (self.min_radius_um * px), 0.5), bend_penalty=self.bend_penalty,
+                             t_stop=self.t_stop, gap=max(2, int(round(self.gap_um * px))),
+                             loop_lag=max(8, int(round(8.0 * px))), max_len=int(round(120.0 * px)),
+                             avg=max(2, int(round(self.avg_um * px))))
 
 
 class ClassicalSegmenter:
@@ -77,24 +91,40 @@ class ClassicalSegmenter:
 
     name = "classical"
 
+    takes_windows = True
+
     def __init__(self, um_per_px: float = 0.5, params: ClassicalParams | None = None):
         self.um_per_px = float(um_per_px)
         self.p = params or ClassicalParams()
+        self.trace = self.p.trace_params(self.um_per_px)
 
     def px(self, um: float) -> float:
         return um / self.um_per_px
 
-    def segment(self, crops: np.ndarray, anchors: np.ndarray | None = None) -> list[Segmentation]:
-        """Segment ``(N, H, W)`` uint8 crops; ``anchors (N, 2)`` head centres (default: crop centre)."""
+    def segment(self, crops: np.ndarray, anchors: np.ndarray | None = None, *, windows: np.ndarray | None = None,
+                window_origin: tuple[int, int] = (0, 0)) -> list[Segmentation]:
+        """Segment ``(N, H, W)`` uint8 crops.
+
+        Args:
+            crops: the crops (head near the anchor, +x forward).
+            anchors: ``(N, 2)`` head centres (default: crop centre).
+            windows: ``(N, Hw, Ww)`` tail windows around the same heads (see
+                :meth:`spermtrack.morphology.crops.CropParams.window`); the tail is traced there.
+            window_origin: ``(ou, ov)``: crop pixel ``(u, v)`` is window pixel ``(u + ou, v + ov)``.
+        """
         crops = np.asarray(crops)
         if crops.ndim == 2:
             crops = crops[None]
         n, h, w = crops.shape
         if anchors is None:
             anchors = np.tile([(w - 1) / 2.0, (h - 1) / 2.0], (n, 1))
-        return [self.segment_one(c, a) for c, a in zip(crops, np.asarray(anchors, np.float64))]
+        anchors = np.asarray(anchors, np.float64)
+        if windows is None:
+            return [self.segment_one(c, a) for c, a in zip(crops, anchors)]
+        return [self.segment_one(c, a, wnd, window_origin) for c, a, wnd in zip(crops, anchors, windows)]
 
-    def segment_one(self, crop: np.ndarray, anchor) -> Segmentation:
+    def segment_one(self, crop: np.ndarray, anchor, window: np.ndarray | None = None,
+                    window_origin: tuple[int, int] = (0, 0)) -> Segmentation:
         f = crop.astype(np.float32)
         h, w = f.shape
         bg = float(np.median(f))
@@ -113,7 +143,9 @@ class ClassicalSegmenter:
         seg = Segmentation(head=mask.astype(bool), midpiece=np.zeros((h, w), bool), tail=np.zeros((h, w), bool),
                            quality=0.0, head_contour=contour, rear_xy=rear, front_xy=front,
                            head_snr=float(snr))
-        self._tail(seg, d, ds, noise, ds > self.p.head_snr * noise_s)
+        if window is None:
+            window, window_origin = crop, (0, 0)
+        self._tail(seg, window, window_origin, bg, noise, sig)
         q_head = float(np.clip((snr - self.p.head_snr) / (3.0 * self.p.head_snr), 0.0, 1.0))
         seg.quality = 0.0 if touches else q_head * (0.6 + 0.4 * float(seg.tail_path is not None))
         if touches:
@@ -170,7 +202,9 @@ class ClassicalSegmenter:
     def _edge_outline(self, ds: np.ndarray, iso: np.ndarray, n_rays: int = 48) -> np.ndarray | None:
         """Outline at the steepest descent along rays from the centre (the blurred edge's
         inflection), searched within 2 px of the half-peak outline."""
-        gy, gx = np.gradient(ds)
+        # central differences (as np.gradient inside the image), via OpenCV for speed
+        gx = cv2.Sobel(ds, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)
+        gy = cv2.Sobel(ds, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
         c = iso.mean(axis=0)
         th = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)
         u = np.c_[np.cos(th), np.sin(th)]
@@ -201,71 +235,52 @@ class ClassicalSegmenter:
         return c[None, :] + r_edge[:, None] * u
 
     # -- midpiece and tail ------------------------------------------------------------------
-    def _ridge(self, ds_dark: np.ndarray) -> np.ndarray:
-        s = max(self.px(self.p.ridge_sigma_um), 0.7)
-        g = cv2.GaussianBlur(ds_dark, (0, 0), s)
-        dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
-        dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
-        dxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
-        half = 0.5 * (dxx + dyy)
-        root = np.sqrt(0.25 * (dxx - dyy) ** 2 + dxy ** 2)
-        l1, l2 = half + root, half - root
-        return l1 - np.maximum(l2, 0.0)
-
-    def _tail(self, seg: Segmentation, d: np.ndarray, ds: np.ndarray, noise: float, bright: np.ndarray) -> None:
-        h, w = d.shape
-        r = self._ridge(d)
-        scale = 1.4826 * float(np.median(np.abs(r - np.median(r)))) + 1e-6
-        rn = r / scale
+    def _tail(self, seg: Segmentation, window: np.ndarray, origin: tuple[int, int], bg: float, noise: float,
+              sig: float) -> None:
+        """Trace midpiece + tail on the tail window (or the crop), then split and store them in
+        crop coordinates (the path may leave the crop: it stays within the window)."""
+        ou, ov = origin
+        h, w = seg.head.shape
+        wf = window.astype(np.float32)
+        dsw = cv2.GaussianBlur(wf, (0, 0), sig)
+        # local background (the window spans ~80 um: illumination gradients would read as heads)
+        dsw -= cv2.blur(wf, (31, 31), borderType=cv2.BORDER_REFLECT)
+        noise_s = noise / (2.0 * np.sqrt(np.pi) * sig)
+        bright = (dsw > self.p.head_snr * noise_s).astype(np.uint8)
+        n_lab, lab = cv2.connectedComponents(bright, connectivity=8)
+        own = np.zeros(window.shape, bool)
+        own[ov:ov + h, ou:ou + w] = seg.head
+        keep = np.ones(n_lab, bool)
+        keep[0] = False
+        keep[lab[own]] = False
+        # other heads and bright debris with their dark halos: a tail never runs through them
+        others = keep[lab]
         halo = int(np.ceil(self.px(self.p.halo_um)))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * halo + 1,) * 2)
-        zone = cv2.dilate(seg.head.astype(np.uint8), disk) > 0
-        # other heads and bright debris with their halos: a tail never runs through them
-        others = cv2.dilate((bright & ~seg.head).astype(np.uint8), disk) > 0
-        rn[zone | others] = 0.0
-        mask = apply_hysteresis_threshold(rn, self.p.ridge_low, self.p.ridge_high)
-        if not mask.any():
+        blocked = cv2.dilate(others.astype(np.uint8), disk) > 0
+        tp = self.trace
+        maps = T.ridge_maps(window, tp.sigma)
+        off = np.array([ou, ov], np.float64)
+        rear, front = seg.rear_xy + off, seg.front_xy + off
+        axis = rear - front
+        tr = T.trace_tail(maps, blocked, rear, float(np.arctan2(axis[1], axis[0])), tp)
+        full = tr.path
+        if P.arc_length(full) < self.px(self.p.min_tail_um):
             return
-        # closing joins ridge pieces split by noise (a few px) before thinning
-        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _DISK5) > 0
-        mask &= ~(zone | others)
-        skel = P.prune(skeletonize(mask), max(2, int(round(self.px(1.5)))))
-        rc = np.argwhere(skel)
-        if len(rc) < 2:
-            return
-        rear = seg.rear_xy
-        xy = rc[:, ::-1].astype(np.float64)
-        dist = np.hypot(xy[:, 0] - rear[0], xy[:, 1] - rear[1])
-        # the tail leaves the rear, not the side or the front of the head
-        axis = (rear - seg.front_xy) / max(np.hypot(*(rear - seg.front_xy)), 1e-9)
-        v = xy - rear
-        cosang = (v @ axis) / np.maximum(dist, 1e-9)
-        near = np.flatnonzero((dist <= self.px(self.p.start_um) + halo) & (cosang > 0.3))
-        if len(near) == 0:
-            return
-        # try the nearest few start pixels (a halo remnant can be nearest): keep the longest trace
-        best = None
-        for j in near[np.argsort(dist[near])][:4]:
-            path = P.trace(skel, (int(rc[j, 0]), int(rc[j, 1])), axis, gap_px=self.px(self.p.gap_um))
-            length = P.arc_length(path) + dist[j]
-            if best is None or length > best[0] + 1.0:
-                best = (length, path)
-            if best[0] >= 2.0 * self.px(self.p.min_tail_um) + halo:
-                break
-        path = best[1]
-        full = np.vstack([rear[None], P.smooth_path(path, 5)])
-        total = P.arc_length(full)
-        if total < self.px(self.p.min_tail_um):
-            return
-        tip = full[-1]
-        seg.tail_complete = bool(1.5 <= tip[0] <= w - 2.5 and 1.5 <= tip[1] <= h - 2.5)
-        s_exit = float(np.hypot(*(full[1] - full[0])))
-        self._split(seg, full, -ds, s_exit)
+        seg.tail_complete = tr.reason == T.STOP_FADED
+        seg.extra["tail_loop"] = tr.looped
+        seg.extra["tail_stop"] = ("faded", "window border", "loop", "max length")[tr.reason]
+        s_exit = float(np.hypot(*(full[min(2, len(full) - 1)] - full[0])))
+        self._split(seg, full, -dsw, s_exit)
+        for name in ("midpiece_path", "tail_path"):
+            v = getattr(seg, name)
+            if v is not None:
+                setattr(seg, name, v - off)
+        seg.path_px = full - off
         mid_px = max(1, int(round(seg.midpiece_width_px))) if np.isfinite(seg.midpiece_width_px) else 1
         if seg.midpiece_path is not None:
             seg.midpiece = _draw(seg.midpiece_path, (h, w), mid_px) & ~seg.head
         seg.tail = _draw(seg.tail_path, (h, w), 1) & ~seg.head & ~seg.midpiece
-        seg.path_px = full
 
     def _split(self, seg: Segmentation, full: np.ndarray, dark: np.ndarray, s_exit: float) -> None:
         """Midpiece / tail boundary from the darkness step along the path."""
@@ -273,7 +288,7 @@ class ClassicalSegmenter:
         s = P.cumulative(q)
         prof = P.bilinear(dark, q)
         head_len = float(np.hypot(*(seg.rear_xy - seg.front_xy)))
-        window = (s >= s_exit) & (s <= s_exit + 3.0 * max(head_len, 4.0))
+        window = (s >= s_exit) & (s <= s_exit + self.p.split_span * max(head_len, 4.0))
         k, m1, m2, t = P.step_split(prof[window], min_len=3)
         total = float(s[-1])
         if k > 0 and m1 > m2 and t >= self.p.split_t:
@@ -292,11 +307,15 @@ def _equivalent_width(dark: np.ndarray, pts: np.ndarray) -> float:
     q = P.resample(pts, 1.0)
     if len(q) < 2:
         return float("nan")
-    t = np.gradient(q, axis=0)
+    t = np.empty_like(q)
+    t[1:-1] = q[2:] - q[:-2]
+    t[0], t[-1] = q[1] - q[0], q[-1] - q[-2]
     t /= np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-9)[:, None]
     nrm = np.c_[-t[:, 1], t[:, 0]]
     offs = np.arange(-4.0, 4.01, 0.5)
-    samples = np.stack([P.bilinear(dark, q + o * nrm) for o in offs], axis=1)
+    # every cross-profile sample in one call
+    pts = (q[:, None, :] + offs[None, :, None] * nrm[:, None, :]).reshape(-1, 2)
+    samples = P.bilinear(dark, pts).reshape(len(q), len(offs))
     base = np.minimum(samples[:, 0], samples[:, -1])[:, None]
     prof = np.clip(samples - base, 0.0, None).mean(axis=0)
     peak = prof.max()
@@ -313,7 +332,8 @@ def _rear_front(contour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _area(xy: np.ndarray) -> float:
     x, y = xy[:, 0], xy[:, 1]
-    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    # shoelace with slices (np.roll is slow on short arrays)
+    return float(0.5 * abs(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:]) + x[-1] * y[0] - y[-1] * x[0]))
 
 
 def _draw(pts: np.ndarray | None, shape, thickness: int) -> np.ndarray:

@@ -44,6 +44,12 @@ class CropParams:
             the track) are cut and scored; the K sharpest are kept.
         sharpness_radius_px: half-side of the central window whose Laplacian variance is the
             sharpness score.
+        um_per_px: scale; needed to size the tail window (``analyze_morphology`` fills it in).
+        tail_um: the *tail window* reaches this far behind the head centre (um): a larger crop,
+            same centre, orientation and sampling, cut from the same frame, on which the tail is
+            traced (a 45-um tail is ~90 px at 0.5 um/px). None (or no ``um_per_px``): no window,
+            the tail is traced in the crop itself and is often cut by its border.
+        tail_side_um: half-height of the tail window (the tail's wave and heading swing).
     """
 
     k: int = 5
@@ -56,6 +62,9 @@ class CropParams:
     min_separation_px: float = 12.0
     candidates_per_track: int = 30
     sharpness_radius_px: int = 8
+    um_per_px: float | None = None
+    tail_um: float | None = 60.0
+    tail_side_um: float = 20.0
 
     @property
     def wh(self) -> tuple[int, int]:
@@ -67,8 +76,31 @@ class CropParams:
         w, h = self.wh
         return self.anchor * w - 0.5, h / 2.0 - 0.5
 
+    def window(self) -> tuple[int, int, int, int] | None:
+        """Tail window ``(width, height, ou, ov)``: crop pixel ``(u, v)`` is window pixel
+        ``(u + ou, v + ov)`` (integer offsets, so both sample the frame at the same points).
+        None when no window is asked for."""
+        if self.tail_um is None or self.um_per_px is None:
+            return None
+        w, h = self.wh
+        au, av = self.anchor_uv
+        back = int(np.ceil(self.tail_um / self.um_per_px))
+        side = int(np.ceil(self.tail_side_um / self.um_per_px))
+        u0 = min(0, int(np.floor(au)) - back)
+        u1 = max(w - 1, int(np.ceil(au)) + int(np.ceil(4.0 / self.um_per_px)))
+        v0 = min(0, int(np.floor(av)) - side)
+        v1 = max(h - 1, int(np.ceil(av)) + side)
+        return u1 - u0 + 1, v1 - v0 + 1, -u0, -v0
+
     def validate(self) -> "CropParams":
         w, h = self.wh
+        if self.um_per_px is not None and not 0.01 <= float(self.um_per_px) <= 10.0:
+            raise ParameterError(f"um_per_px={self.um_per_px!r} must be within 0.01..10")
+        if self.tail_um is not None and not 0.0 < float(self.tail_um) <= 200.0:
+            raise ParameterError(f"tail_um={self.tail_um!r} must be within (0, 200] um (or None: no tail window)")
+        win = self.window()
+        if win is not None and max(win[0], win[1]) > 2048:
+            raise ParameterError(f"tail window {win[0]}x{win[1]} px is too large (lower tail_um or tail_side_um)")
         if int(self.k) < 1:
             raise ParameterError(f"k={self.k!r} crops per track must be >= 1")
         if not (16 <= w <= 1024 and 16 <= h <= 1024):
@@ -94,11 +126,15 @@ class CropSet:
             variance of the central window), ``separation_px`` (distance to the nearest other
             head in the frame; inf when alone), ``anchor_u, anchor_v`` (head centre in the crop).
         params: the :class:`CropParams` used.
+        windows: ``(N, Hw, Ww) uint8`` tail windows (see :meth:`CropParams.window`), or None.
+        window_origin: ``(ou, ov)``: crop pixel ``(u, v)`` is window pixel ``(u + ou, v + ov)``.
     """
 
     images: np.ndarray
     table: pd.DataFrame
     params: CropParams = field(default_factory=CropParams)
+    windows: np.ndarray | None = None
+    window_origin: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -229,6 +265,10 @@ def route_crops(frames: Iterable[tuple[int, np.ndarray]], tracks: pd.DataFrame, 
     by_frame = {int(f): g for f, g in cand.groupby("frame", sort=True)}
     last = max(by_frame) if by_frame else -1
     best: dict[int, list] = {}
+    win = p.window()
+    if win is not None:
+        au, av = p.anchor_uv
+        wparams = CropParams(size=(win[0], win[1]), anchor=(au + win[2] + 0.5) / win[0])
     counter = 0
     for index, gray in frames:
         if index > last:
@@ -242,10 +282,14 @@ def route_crops(frames: Iterable[tuple[int, np.ndarray]], tracks: pd.DataFrame, 
             angle, source = _orientation(gray, r, p)
             crop = cut_crop(gray, r.x, r.y, angle, p)
             score = sharpness(crop, p)
-            item = (score, counter, int(r.track_id), int(r.frame), float(r.x), float(r.y), angle, source,
-                    float(r.separation_px), crop)
-            counter += 1
             heap = best.setdefault(int(r.track_id), [])
+            if len(heap) >= p.k and score <= heap[0][0]:
+                continue
+            # the tail window only for crops that enter the heap: same centre, angle and sampling
+            window = cut_crop(gray, r.x, r.y, angle, wparams) if win is not None else None
+            item = (score, counter, int(r.track_id), int(r.frame), float(r.x), float(r.y), angle, source,
+                    float(r.separation_px), crop, window)
+            counter += 1
             (heapq.heappush if len(heap) < p.k else heapq.heappushpop)(heap, item)
     items = sorted((it for heap in best.values() for it in heap), key=lambda it: (it[2], it[3]))
     w, h = p.wh
@@ -262,7 +306,10 @@ def route_crops(frames: Iterable[tuple[int, np.ndarray]], tracks: pd.DataFrame, 
         "separation_px": pd.Series([it[8] for it in items], dtype="float64"),
     })
     table["anchor_u"], table["anchor_v"] = au, av
-    return CropSet(images, table, p)
+    if win is None:
+        return CropSet(images, table, p)
+    windows = np.stack([it[10] for it in items]) if items else np.zeros((0, win[1], win[0]), np.uint8)
+    return CropSet(images, table, p, windows, (win[2], win[3]))
 
 
 def _orientation(gray: np.ndarray, r, p: CropParams) -> tuple[float, str]:

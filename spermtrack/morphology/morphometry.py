@@ -34,7 +34,7 @@ MEASUREMENTS: tuple[tuple[str, str], ...] = (
     ("head_regularity", "ratio"), ("head_mean_gray", "gray"),
     ("midpiece_length", "len"), ("midpiece_width", "len"), ("midpiece_angle", "deg"),
     ("tail_length", "len"), ("tail_straightness", "ratio"), ("tail_total_turning", "deg"),
-    ("tail_sharpest_bend", "deg"),
+    ("tail_sharpest_bend", "deg"), ("tail_loop", "ratio"),
 )
 
 #: Reference ranges (MORPHOLOGY.md; strict criteria on stained smears; indicative here).
@@ -139,11 +139,13 @@ def measure_crop(seg: Segmentation, crop: np.ndarray | None = None) -> dict[str,
         out["tail_straightness"] = float(np.hypot(*(tp[-1] - tp[0])) / arc) if arc > 0 else nan
         out["tail_sharpest_bend"] = sharp
         out["tail_visible_length"] = arc
+        looped = bool(seg.extra.get("tail_loop", False))
+        out["tail_loop"] = float(looped)
         if seg.tail_complete and seg.midpiece_path is not None:
             out["tail_length"] = arc
             out["tail_total_turning"] = net
-        elif net > REFERENCE["tail_turning_deg_max"]:
-            # a loop already seen in a cut tail is a coiled tail whatever lies beyond the crop
+        elif looped or net > REFERENCE["tail_turning_deg_max"]:
+            # a loop is a coiled tail whatever lies beyond; its overlapping turns hide its length
             out["tail_total_turning"] = net
     return out
 
@@ -230,6 +232,9 @@ def track_flags(t: pd.DataFrame) -> pd.DataFrame:
         return pd.Series(np.where(known, cond, pd.NA), index=t.index, dtype="boolean")
 
     head_ok = L.notna() & W.notna()
+    loop = t["tail_loop"] if "tail_loop" in t else pd.Series(np.nan, index=t.index)
+    turning = t["tail_total_turning_deg"]
+    coiled = (turning > R["tail_turning_deg_max"]) | (loop >= 0.5)
     return pd.DataFrame({
         "flag_small_head": flag((L < R["head_length_um"][0]) & (W < R["head_width_um"][0]), head_ok),
         "flag_large_head": flag((L > R["head_length_um"][1]) & (W > R["head_width_um"][1]), head_ok),
@@ -237,7 +242,8 @@ def track_flags(t: pd.DataFrame) -> pd.DataFrame:
         "flag_round_head": flag(e < R["head_ellipticity"][0], e.notna()),
         "flag_amorphous_head": flag((reg < R["head_regularity"][0]) | (reg > R["head_regularity"][1]), reg.notna()),
         "flag_bent_neck": flag(t["midpiece_angle_deg"] > R["midpiece_angle_deg_max"], t["midpiece_angle_deg"].notna()),
-        "flag_coiled_tail": flag(t["tail_total_turning_deg"] > R["tail_turning_deg_max"],
-                                 t["tail_total_turning_deg"].notna()),
-        "flag_short_tail": flag(t["tail_length_um"] < R["tail_length_um_min"], t["tail_length_um"].notna()),
+        "flag_coiled_tail": flag(coiled, turning.notna() | loop.notna()),
+        # a coil looks short (its turns overlap): it is flagged coiled, not short
+        "flag_short_tail": flag((t["tail_length_um"] < R["tail_length_um_min"]) & ~coiled.fillna(False),
+                                t["tail_length_um"].notna()),
     })

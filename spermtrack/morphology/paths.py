@@ -112,8 +112,8 @@ def turning(pts: np.ndarray, step: float) -> tuple[float, float, float]:
 def bilinear(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Sample ``img`` at float ``(x, y)`` points (clamped to the image)."""
     h, w = img.shape
-    x = np.clip(pts[:, 0], 0, w - 1.001)
-    y = np.clip(pts[:, 1], 0, h - 1.001)
+    x = np.minimum(np.maximum(pts[:, 0], 0.0), w - 1.001)
+    y = np.minimum(np.maximum(pts[:, 1], 0.0), h - 1.001)
     x0, y0 = x.astype(np.int64), y.astype(np.int64)
     fx, fy = x - x0, y - y0
     return ((img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx) * (1 - fy)
@@ -139,107 +139,3 @@ def step_split(profile: np.ndarray, min_len: int = 3) -> tuple[int, float, float
     sd = np.sqrt(max(sse[j], 1e-12) / max(n - 2, 1))
     t = (m1[j] - m2[j]) / (sd * np.sqrt(1.0 / kk + 1.0 / (n - kk)))
     return kk, float(m1[j]), float(m2[j]), float(t)
-
-
-def trace(skel: np.ndarray, start: tuple[int, int], direction: np.ndarray, gap_px: float = 6.0,
-          lookahead: int = 6, max_steps: int = 2000) -> np.ndarray:
-    """Follow a skeleton from ``start (row, col)`` keeping the most direction-continuous branch.
-
-    At a junction (another cell's tail crossing, a spur) each unvisited branch is followed
-    ``lookahead`` px and the one whose heading best continues the current one wins; at an end,
-    a gap of up to ``gap_px`` is bridged to an unvisited skeleton pixel within 45 degrees of the
-    heading. Returns the ordered ``(x, y)`` points (pixel centres).
-    """
-    h, w = skel.shape
-    sk = np.pad(skel.astype(bool), 1)
-    seen = np.zeros_like(sk)
-    r, c = start[0] + 1, start[1] + 1
-    dvec = np.asarray(direction, np.float64)
-    dvec = dvec / max(np.hypot(*dvec), 1e-9)
-    pts = [(c - 1, r - 1)]
-    seen[r, c] = True
-    gr = int(np.ceil(gap_px))
-    for _ in range(max_steps):
-        nb = [(r + dr, c + dc) for dr, dc in _NB if sk[r + dr, c + dc] and not seen[r + dr, c + dc]]
-        if len(nb) > 1:
-            best, best_cos = None, -2.0
-            for q in nb:
-                end, steps = _walk(sk, seen, q, (r, c), lookahead)
-                v = np.array([end[1] - c, end[0] - r], np.float64)
-                # a spur that dies within the look-ahead is worth less than a branch that goes on
-                cs = (v @ dvec / max(np.hypot(*v), 1e-9)) * (0.25 + 0.75 * steps / lookahead)
-                if cs > best_cos:
-                    best, best_cos = q, cs
-            nxt = best if best_cos >= 0.4 else None
-        elif nb:
-            nxt = nb[0]
-        else:
-            nxt = None
-        if nxt is None:
-            r0, r1, c0, c1 = max(r - gr, 1), min(r + gr + 1, h + 1), max(c - gr, 1), min(c + gr + 1, w + 1)
-            win = sk[r0:r1, c0:c1] & ~seen[r0:r1, c0:c1]
-            cand = np.argwhere(win)
-            if len(cand) == 0:
-                break
-            v = np.c_[cand[:, 1] + c0 - c, cand[:, 0] + r0 - r].astype(np.float64)
-            dist = np.hypot(v[:, 0], v[:, 1])
-            cs = (v @ dvec) / np.maximum(dist, 1e-9)
-            ok = (dist <= gap_px) & (cs > 0.7)
-            if not ok.any():
-                break
-            j = int(np.argmin(np.where(ok, dist * (2.0 - cs), np.inf)))
-            nxt = (int(cand[j, 0] + r0), int(cand[j, 1] + c0))
-        # the branches not taken (or the other pixels of a 2-px-thick spot) are spent
-        for q in nb:
-            seen[q] = True
-        r, c = nxt
-        seen[r, c] = True
-        pts.append((c - 1, r - 1))
-        # heading over the last 8 px: one-pixel jogs and spur steps barely move it
-        k = max(len(pts) - 9, 0)
-        v = np.array([pts[-1][0] - pts[k][0], pts[-1][1] - pts[k][1]], np.float64)
-        if len(pts) - k >= 4 and np.hypot(*v) > 0:
-            dvec = v / np.hypot(*v)
-    return np.asarray(pts, np.float64)
-
-
-def _walk(sk: np.ndarray, seen: np.ndarray, q: tuple[int, int], prev: tuple[int, int],
-          n: int) -> tuple[tuple[int, int], int]:
-    """Greedy walk of ``n`` px from ``q`` (away from ``prev``) without marking anything."""
-    visited = {prev, q}
-    r, c = q
-    steps = 1
-    for _ in range(n - 1):
-        nb = [(r + dr, c + dc) for dr, dc in _NB if sk[r + dr, c + dc] and not seen[r + dr, c + dc]
-              and (r + dr, c + dc) not in visited]
-        if not nb:
-            break
-        r, c = nb[0]
-        visited.add((r, c))
-        steps += 1
-    return (r, c), steps
-
-
-_K8 = np.ones((3, 3), np.float32)
-
-
-def prune(skel: np.ndarray, n: int) -> np.ndarray:
-    """Remove side spurs up to ``n`` px from a skeleton, keeping the main branches' full length.
-
-    Endpoints are peeled ``n`` times, then the surviving ends grow back ``n`` px along the
-    original skeleton (spurs hang off junctions, which never become ends, so they stay gone).
-    """
-    import cv2
-
-    a = skel.astype(np.uint8)
-    x = a.copy()
-    for _ in range(n):
-        nb = cv2.filter2D(x, -1, _K8, borderType=cv2.BORDER_CONSTANT) - x
-        x = x & ~((nb <= 1) & (x > 0)).astype(np.uint8)
-    nb = cv2.filter2D(x, -1, _K8, borderType=cv2.BORDER_CONSTANT) - x
-    grow = ((nb == 1) & (x > 0)).astype(np.uint8)
-    kept = x.copy()
-    for _ in range(n):
-        grow = cv2.dilate(grow, _K8.astype(np.uint8)) & a & ~kept
-        kept |= grow
-    return kept > 0

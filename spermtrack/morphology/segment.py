@@ -92,6 +92,21 @@ def get_segmenter(name: str = "classical", *, weights: str | os.PathLike | None 
     raise ParameterError(f"segmenter {name!r} is unknown; use one of {', '.join(SEGMENTERS)}")
 
 
+def segment_crops(segmenter, crops) -> list[Segmentation]:
+    """Segment a :class:`~spermtrack.morphology.crops.CropSet` with any segmenter.
+
+    The tail windows (when the crop set has them) go to segmenters that take them (``classical``,
+    ``sam``); the others see the crops only. Results are in crop coordinates either way (a tail
+    path may run beyond the crop, into the window).
+    """
+    if not len(crops):
+        return []
+    anchors = crops.table[["anchor_u", "anchor_v"]].to_numpy(np.float64)
+    if crops.windows is not None and getattr(segmenter, "takes_windows", False):
+        return segmenter.segment(crops.images, anchors, windows=crops.windows, window_origin=crops.window_origin)
+    return segmenter.segment(crops.images, anchors)
+
+
 def _nearest_component(mask: np.ndarray, anchor) -> np.ndarray:
     """The connected component of ``mask`` nearest the anchor (whole mask when one)."""
     n, lab, _, cent = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
