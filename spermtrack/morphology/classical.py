@@ -31,7 +31,7 @@ from skimage.measure import find_contours
 
 from spermtrack.morphology import paths as P
 from spermtrack.morphology import tailtrace as T
-from spermtrack.morphology.segment import Segmentation, empty_segmentation
+from spermtrack.morphology.segment import Segmentation, as_crop_stack, empty_segmentation
 
 
 @dataclass(frozen=True)
@@ -112,13 +112,8 @@ class ClassicalSegmenter:
                 :meth:`spermtrack.morphology.crops.CropParams.window`); the tail is traced there.
             window_origin: ``(ou, ov)``: crop pixel ``(u, v)`` is window pixel ``(u + ou, v + ov)``.
         """
-        crops = np.asarray(crops)
-        if crops.ndim == 2:
-            crops = crops[None]
+        crops, anchors = as_crop_stack(crops, anchors)
         n, h, w = crops.shape
-        if anchors is None:
-            anchors = np.tile([(w - 1) / 2.0, (h - 1) / 2.0], (n, 1))
-        anchors = np.asarray(anchors, np.float64)
         if windows is None:
             return [self.segment_one(c, a) for c, a in zip(crops, anchors)]
         return [self.segment_one(c, a, wnd, window_origin) for c, a, wnd in zip(crops, anchors, windows)]

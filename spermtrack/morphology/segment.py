@@ -69,6 +69,17 @@ def empty_segmentation(shape: tuple[int, int], note: str = "") -> Segmentation:
     z = np.zeros(shape, bool)
     return Segmentation(head=z, midpiece=z.copy(), tail=z.copy(), quality=0.0, notes=note)
 
+def as_crop_stack(crops, anchors=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, H, W)`` crops and ``(N, 2)`` float anchors (default: each crop's centre)."""
+    crops = np.asarray(crops)
+    if crops.ndim == 2:
+        crops = crops[None]
+    n, h, w = crops.shape
+    if anchors is None:
+        anchors = np.tile([(w - 1) / 2.0, (h - 1) / 2.0], (n, 1))
+    return crops, np.asarray(anchors, np.float64)
+
+
 
 def get_segmenter(name: str = "classical", *, weights: str | os.PathLike | None = None, um_per_px: float = 0.5,
                   device: str | None = None):
@@ -143,12 +154,8 @@ class YoloSegmenter:
         self.imgsz = int(args.get("imgsz", 64) or 64)
 
     def segment(self, crops: np.ndarray, anchors: np.ndarray | None = None) -> list[Segmentation]:
-        crops = np.asarray(crops)
-        if crops.ndim == 2:
-            crops = crops[None]
+        crops, anchors = as_crop_stack(crops, anchors)
         n, h, w = crops.shape
-        if anchors is None:
-            anchors = np.tile([(w - 1) / 2.0, (h - 1) / 2.0], (n, 1))
         out: list[Segmentation] = []
         for s in range(0, n, self.batch):
             imgs = [cv2.merge([c, c, c]) for c in crops[s:s + self.batch]]
@@ -239,12 +246,8 @@ class SamSegmenter:
         self.um_per_px = float(um_per_px)
 
     def segment(self, crops: np.ndarray, anchors: np.ndarray | None = None) -> list[Segmentation]:
-        crops = np.asarray(crops)
-        if crops.ndim == 2:
-            crops = crops[None]
+        crops, anchors = as_crop_stack(crops, anchors)
         n, h, w = crops.shape
-        if anchors is None:
-            anchors = np.tile([(w - 1) / 2.0, (h - 1) / 2.0], (n, 1))
         out = []
         for c, a in zip(crops, anchors):
             self.predictor.set_image(cv2.merge([c, c, c]))

@@ -145,6 +145,8 @@ def _shape_features(zs: np.ndarray, px: np.ndarray, py: np.ndarray, half: int) -
     copy, weighted by the positive evidence above 1 inside a disc, and reduced to moments.
     """
     n = len(px)
+    if n == 0:  # a flat or empty frame: no candidate, and numpy cannot reshape (0, -1)
+        return {k: np.zeros(0) for k in ("x", "y", "a", "b", "angle", "elongation", "area", "midpiece")}
     k = 2 * half + 1
     pad = half + 12
     zp = cv2.copyMakeBorder(zs, pad, pad, pad, pad, cv2.BORDER_REFLECT)

@@ -46,6 +46,8 @@ class DetectorTrainConfig:
         augment_copies: extra copies of each tile re-rendered over a new Laplace background.
         device: ``"cpu"``, ``"0"``...; default CUDA when available.
         seed: ultralytics seed and augmentation seed.
+        hours: wall-clock training budget (ultralytics ``time``); when set it overrides
+            ``epochs`` (ultralytics re-plans the epoch count after the first epoch).
     """
 
     model: str = "yolo11n.yaml"
@@ -60,6 +62,7 @@ class DetectorTrainConfig:
     augment_copies: int = 0
     device: str | None = None
     seed: int = 0
+    hours: float | None = None
 
 
 def build_yolo_dataset(data: str | Path, out: str | Path, cfg: DetectorTrainConfig) -> Path:
@@ -69,6 +72,11 @@ def build_yolo_dataset(data: str | Path, out: str | Path, cfg: DetectorTrainConf
     the last video is held out, or the last 20 % of frames of a single video.
     """
     out = Path(out)
+    for sub in ("images", "labels"):
+        # a rebuild with other tiles or enhancement must not mix with stale images, labels or
+        # ultralytics' label caches of an earlier run (only our own sub-folders are removed)
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
     folders = list_video_folders(data)
     videos = [read_visem_video(f) for f in folders]
     split_of = {v.video_id: ("val" if v.split == "val" else "train") for v in videos}
@@ -174,7 +182,7 @@ def train_detector(data: str | Path, out: str | Path, cfg: DetectorTrainConfig |
     model.train(data=str(data_yaml), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, device=device,
                 workers=0, amp=False, plots=False, pretrained=False, project=str(out), name="ultralytics",
                 exist_ok=True, seed=cfg.seed, verbose=False, fliplr=0.5, flipud=0.5, mosaic=1.0,
-                hsv_h=0.0, hsv_s=0.0)
+                hsv_h=0.0, hsv_s=0.0, **({"time": cfg.hours} if cfg.hours else {}))
     run_dir = out / "ultralytics" / "weights"
     best = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
     if not best.is_file():
