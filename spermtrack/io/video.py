@@ -557,7 +557,9 @@ class VideoReader:
         try:
             yield from _decode(self.path, expected=self._expected, fps=fps, container_stream=cs)
         finally:
-            self._open.remove(cs[0])
+            # close() may have cleared the list already (reader closed before the generator)
+            with contextlib.suppress(ValueError):
+                self._open.remove(cs[0])
 
     def iter_chunks(self) -> Iterator[FrameChunk]:
         """Yield :class:`FrameChunk` s of ``chunk_frames`` frames (the last one may be shorter).
