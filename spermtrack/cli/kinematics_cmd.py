@@ -158,13 +158,9 @@ def kinematics(tracks: Path, fps: float, um_per_px: str, out: Path, preset: str,
 
 
 def _echo_summary(summary, scale: float, scale_source: str, out: Path) -> None:
-    click.echo(f"{summary.n_graded} graded tracks ({summary.n_not_graded} too short), "
-               f"um_per_px {scale:g} ({scale_source}), aggregate {summary.aggregate}")
-    for row in summary.table:
-        who = f"  WHO6 {row['who6_status']}" if row["who6_status"] else ""
-        click.echo(f"  {row['quantity']:<18} {row['pct']:5.1f} %  [{row['ci95_low_pct']:.1f}, "
-                   f"{row['ci95_high_pct']:.1f}]{who}")
-    if not summary.meets_who_count:
-        click.echo("  note: fewer than 200 graded cells (WHO asks for >= 200)")
+    from spermtrack.io.export import summary_lines
+
+    for line in summary_lines(summary, scale, scale_source):
+        click.echo(line)
     click.echo(f"wrote {out}")
     sys.stdout.flush()

@@ -11,7 +11,6 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from spermtrack.io.atomic import write_csv_atomic

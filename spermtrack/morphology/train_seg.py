@@ -17,7 +17,6 @@ Training runs offline from a model YAML (``yolo11n-seg.yaml``, no pretrained wei
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from spermtrack.errors import InputFileError, ParameterError
 from spermtrack.io.atomic import write_json_atomic, write_text_atomic
 from spermtrack.morphology.crops import CropParams, cut_crop
 from spermtrack.morphology.segment import SEG_CLASSES
+from spermtrack.tracker.yolo import collect_training_run
 
 
 @dataclass(frozen=True)
@@ -168,19 +168,7 @@ def train_seg(data: str | Path, out_weights: str | Path, cfg: SegTrainConfig | N
                 amp=False, plots=False, pretrained=False, project=str(work), name="ultralytics", exist_ok=True,
                 seed=cfg.seed, verbose=False, fliplr=0.0, flipud=0.5, mosaic=0.0, translate=0.0, scale=0.1,
                 degrees=0.0, hsv_h=0.0, hsv_s=0.0, val=True)
-    run = work / "ultralytics" / "weights"
-    best = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
-    if not best.is_file():
-        raise InputFileError(run, "training produced no weights")
-    out_weights.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(best, out_weights)
-    metrics = {}
-    csv = work / "ultralytics" / "results.csv"
-    if csv.is_file():
-        import pandas as pd
-
-        last = pd.read_csv(csv).iloc[-1]
-        metrics = {k.strip(): float(v) for k, v in last.items() if "metrics" in k}
+    metrics = collect_training_run(work / "ultralytics", out_weights)
     write_json_atomic(out_weights.with_suffix(".json"), {
         "weights": str(out_weights), "config": asdict(cfg), "device": device, "data": str(data.resolve()),
         "dataset_yaml": str(data_yaml), "classes": SEG_CLASSES, "metrics": metrics,

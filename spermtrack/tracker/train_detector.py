@@ -10,7 +10,6 @@ linked, not copied. Optional offline augmentation re-renders tiles over new Lapl
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -26,6 +25,7 @@ from spermtrack.io.atomic import write_json_atomic, write_text_atomic
 from spermtrack.io.visem import iter_video_frames, list_video_folders, read_visem_video
 from spermtrack.tracker.enhance import HLDNBM, rerender_background
 from spermtrack.tracker.slicing import tile_grid
+from spermtrack.tracker.yolo import collect_training_run
 from spermtrack.types import CLASS_NAMES
 
 
@@ -183,19 +183,8 @@ def train_detector(data: str | Path, out: str | Path, cfg: DetectorTrainConfig |
                 workers=0, amp=False, plots=False, pretrained=False, project=str(out), name="ultralytics",
                 exist_ok=True, seed=cfg.seed, verbose=False, fliplr=0.5, flipud=0.5, mosaic=1.0,
                 hsv_h=0.0, hsv_s=0.0, **({"time": cfg.hours} if cfg.hours else {}))
-    run_dir = out / "ultralytics" / "weights"
-    best = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
-    if not best.is_file():
-        raise InputFileError(run_dir, "training produced no weights")
     final = out / "detector.pt"
-    shutil.copy2(best, final)
-    metrics = {}
-    results_csv = out / "ultralytics" / "results.csv"
-    if results_csv.is_file():
-        import pandas as pd
-
-        last = pd.read_csv(results_csv).iloc[-1]
-        metrics = {k.strip(): float(v) for k, v in last.items() if "metrics" in k}
+    metrics = collect_training_run(out / "ultralytics", final)
     write_json_atomic(out / "detector.json", {
         "weights": str(final), "config": asdict(cfg), "device": device, "data": str(Path(data).resolve()),
         "dataset_yaml": str(data_yaml), "metrics": metrics, "train_seconds": round(time.perf_counter() - t0, 1),

@@ -136,3 +136,23 @@ class SlicedYoloDetector:
             xyxy, conf, cls = fuse_boxes(a[:, :4], a[:, 4], a[:, 5].astype(np.int64), ios_threshold=self.ios_threshold)
             out.append(Detections(xyxy, conf, cls))
         return out
+
+
+def collect_training_run(run_root: Path, out_weights: Path) -> dict[str, float]:
+    """Copy the best weights of an ultralytics training run (``run_root/weights``) to
+    ``out_weights`` and return the last epoch's validation metrics from ``results.csv``."""
+    import shutil
+
+    import pandas as pd
+
+    weights = run_root / "weights"
+    best = weights / "best.pt" if (weights / "best.pt").is_file() else weights / "last.pt"
+    if not best.is_file():
+        raise InputFileError(weights, "training produced no weights")
+    out_weights.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(best, out_weights)
+    results = run_root / "results.csv"
+    if not results.is_file():
+        return {}
+    last = pd.read_csv(results).iloc[-1]
+    return {k.strip(): float(v) for k, v in last.items() if "metrics" in k}
