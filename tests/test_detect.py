@@ -2,7 +2,7 @@
 detection metrics against hand-computed cases, and the ``detect`` CLI (output format, errors).
 
 Thresholds are what the current detector reaches on these seeds with a safety margin (measured:
-medium seed 3 P 0.99 / R 0.98 with HLDNBM; strong gradient R 0.97 with HLDNBM vs 0.15 without).
+medium seed 3 (480x360) P 0.991 / R 0.973, lowest class recall 0.95, with HLDNBM; strong gradient R 0.97 with HLDNBM vs 0.15 without).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_blob_hldnbm_medium_precision_recall(medium):
     scene, frames, truth = medium
     s = detection_scores(BlobDetector().detect(frames), truth)
     assert s.tp + s.fn > 300  # enough heads for the ratios to mean something
-    assert s.precision >= 0.93 and s.recall >= 0.93, (s.precision, s.recall)
+    assert s.precision >= 0.96 and s.recall >= 0.95, (s.precision, s.recall)
     assert s.mean_error_px < 1.5
 
 
@@ -91,7 +91,32 @@ def test_immotile_cells_are_detected(medium):
     per = _recall_by_population(scene, truth, detection_scores(BlobDetector().detect(frames), truth))
     assert set(per.index) >= {"immotile", "rapid_progressive", "slow_progressive", "non_progressive"}
     assert per["immotile"] >= 0.9, per.to_dict()
-    assert per.min() >= 0.85, per.to_dict()
+    assert per.min() >= 0.9, per.to_dict()
+
+
+def test_head_centred_outside_the_frame_is_not_reported(medium):
+    # crop a frame so the right edge passes just beside a well-detected head: with its centre
+    # 2 px beyond the last column over half of it still shows (no truth head there: truth needs
+    # the centre in the frame; measured: 7 of 8 reported without the edge rule, 0 with it);
+    # with its centre 2 px inside the last column it is a head to report
+    scene, frames, truth = medium
+    det = BlobDetector()
+    full = det.detect_frame(frames[0])
+    t = truth[0]
+    ok = ~t["ignore"] & (t["xy"][:, 0] > 60) & (t["xy"][:, 1] > 20) & (t["xy"][:, 1] < frames.shape[1] - 20)
+    hits = [j for j in np.flatnonzero(ok) if len(full) and np.min(np.linalg.norm(full.centers - t["xy"][j], axis=1)) < 1.5]
+    assert len(hits) >= 5
+    outside = inside = 0
+    for j in hits[:8]:
+        x, y = t["xy"][j]
+        for shift, want in ((-1, False), (3, True)):
+            right = int(round(x)) + shift  # exclusive crop edge: last column is right - 1
+            d = det.detect_frame(frames[0][:, :right])
+            near = len(d) and bool((np.linalg.norm(d.centers - [min(x, right - 1), y], axis=1) < 6).any())
+            outside += (not want) and not near
+            inside += want and near
+    n = min(len(hits), 8)
+    assert outside >= n - 1 and inside >= n - 1, (outside, inside, n)
 
 
 def test_hldnbm_beats_global_background_under_strong_gradient(medium):

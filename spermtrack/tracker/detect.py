@@ -15,6 +15,7 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
+from spermtrack.tracker.blobcues import sperm_cues
 from spermtrack.tracker.enhance import evidence_map
 from spermtrack.types import Detections
 
@@ -49,6 +50,20 @@ class BlobParams:
         max_area_px: a blob (z > 1 around the peak) larger than this is a cluster (class 1).
         box_margin_px: added on each side of the head ellipse's extent, so boxes resemble
             annotated ones (VISEM boxes enclose the head with a margin of ~2 um).
+        edge_px: a blob cut by the frame edge whose visible centroid lies closer than this to
+            the edge is a head centred *outside* the frame (a head centred inside shows at least
+            about half its length, so its visible centroid sits >= ~2 px inside); it is dropped.
+            0 keeps every blob touching the edge.
+        verify_low, verify_high: candidates whose blob score lies in
+            ``[verify_low, verify_high) x score_threshold`` are borderline (faint heads and bright
+            debris discs); their score is corrected by the sperm cues of
+            :mod:`spermtrack.tracker.blobcues`. Candidates below the band are rejected, above it
+            accepted. A wider band costs a little time and lets the cues decide more cases.
+        oriented_gain, oriented_ref: score += ``oriented_gain * (oriented - oriented_ref)``:
+            elongation + one-sided midpiece/tail evidence, in z units; ``oriented_ref`` is what
+            a round debris disc typically gives (noise included).
+        halo_gain, halo_ref: score += ``halo_gain * (-ring_min - halo_ref)``: the depth of the
+            dark halo / midpiece around the blob (z units); debris halos are shallower.
     """
 
     sigma_px: float = 2.0
@@ -61,6 +76,13 @@ class BlobParams:
     window_px: int = 6
     max_area_px: int = 120
     box_margin_px: float = 4.0
+    edge_px: float = 2.0
+    verify_low: float = 0.7
+    verify_high: float = 2.0
+    oriented_gain: float = 2.0
+    oriented_ref: float = 0.8
+    halo_gain: float = 2.0
+    halo_ref: float = 1.3
 
 
 class BlobDetector:
@@ -71,8 +93,12 @@ class BlobDetector:
     at least ``min_separation_px`` apart (touching heads give two maxima and are kept apart).
     Around each, in a window of the lightly smoothed z, the positive evidence gives the sub-pixel
     centroid and the second moments (axis ratio, orientation, extent); the mean z along the
-    head axis just past the head on either end gives the midpiece evidence. Score and
-    thresholds: :class:`BlobParams`. Box = the extent of the moment ellipse (2 sigma) plus a
+    head axis just past the head on either end gives the midpiece evidence. Borderline candidates
+    (faint heads, bright debris) are re-scored by sperm-vs-debris cues (elongation with a
+    one-sided dark midpiece/tail, halo depth: :mod:`spermtrack.tracker.blobcues`); blobs whose
+    visible centroid hugs the frame edge are heads centred outside the frame and are dropped.
+    Outside the frame counts as background (z = 0) in every filter. Score and thresholds:
+    :class:`BlobParams`. Box = the extent of the moment ellipse (2 sigma) plus a
     margin; confidence = a logistic of the score centred on the threshold.
 
     Args:
@@ -103,20 +129,44 @@ class BlobDetector:
         return [self.detect_frame(f) for f in frames]
 
     def candidates(self, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """Every candidate with its features (for inspection and benchmarks)."""
+        """Every candidate with its features (for inspection and benchmarks).
+
+        Keys: ``x, y`` (sub-pixel centre), ``a, b`` (2-sigma semi-axes), ``angle``, ``elongation``,
+        ``area``, ``midpiece``, ``peak``, ``blob_score`` (before the cues), ``oriented`` and
+        ``ring_min`` (NaN outside the verification band), ``score`` (final).
+        """
         p = self.params
         z = self.evidence(frame)
-        zr = cv2.GaussianBlur(z, (0, 0), p.sigma_px)
+        # outside the frame is background (z = 0): a reflected border would mirror a head cut by
+        # the edge into a whole one centred on the edge
+        zr = cv2.GaussianBlur(z, (0, 0), p.sigma_px, borderType=cv2.BORDER_CONSTANT)
         r = max(1, int(round(p.min_separation_px / 2)))
         dil = cv2.dilate(zr, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
         py, px = np.nonzero((zr >= dil) & (zr > p.candidate_z))
         keep = _suppress_close_peaks(px, py, zr[py, px], p.min_separation_px)
         px, py = px[keep], py[keep]
-        zs = cv2.GaussianBlur(z, (0, 0), p.shape_sigma_px)
+        zs = cv2.GaussianBlur(z, (0, 0), p.shape_sigma_px, borderType=cv2.BORDER_CONSTANT)
         feats = _shape_features(zs, px, py, p.window_px)
         feats["peak"] = zr[py, px]
-        feats["score"] = (feats["peak"] * (1 + p.elongation_gain * (feats["elongation"] - 1))
-                          + p.midpiece_gain * np.maximum(feats["midpiece"], 0))
+        blob = (feats["peak"] * (1 + p.elongation_gain * (feats["elongation"] - 1))
+                + p.midpiece_gain * np.maximum(feats["midpiece"], 0))
+        feats["blob_score"] = blob
+        score = blob.copy()
+        n = len(px)
+        feats["oriented"] = np.full(n, np.nan)
+        feats["ring_min"] = np.full(n, np.nan)
+        band = np.flatnonzero((blob >= p.verify_low * p.score_threshold) & (blob < p.verify_high * p.score_threshold))
+        if len(band):
+            cues = sperm_cues(zs, feats["x"][band], feats["y"][band], 12, 4, 5, 6, 14, 4, 7)
+            feats["oriented"][band], feats["ring_min"][band] = cues[:, 0], cues[:, 1]
+            corr = (p.oriented_gain * (np.nan_to_num(cues[:, 0], nan=p.oriented_ref) - p.oriented_ref)
+                    + p.halo_gain * (-np.nan_to_num(cues[:, 1], nan=-p.halo_ref) - p.halo_ref))
+            score[band] = blob[band] + corr
+        if p.edge_px > 0 and n:
+            H, W = z.shape
+            d_edge = np.minimum.reduce([feats["x"] + 0.5, W - 0.5 - feats["x"], feats["y"] + 0.5, H - 0.5 - feats["y"]])
+            score = np.where(d_edge < p.edge_px, -np.inf, score)
+        feats["score"] = score
         return feats
 
     def detect_frame(self, frame: np.ndarray) -> Detections:
@@ -149,7 +199,7 @@ def _shape_features(zs: np.ndarray, px: np.ndarray, py: np.ndarray, half: int) -
         return {k: np.zeros(0) for k in ("x", "y", "a", "b", "angle", "elongation", "area", "midpiece")}
     k = 2 * half + 1
     pad = half + 12
-    zp = cv2.copyMakeBorder(zs, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    zp = cv2.copyMakeBorder(zs, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0.0)
     dy, dx = np.mgrid[-half:half + 1, -half:half + 1]
     disc = (dx**2 + dy**2) <= half**2
     win = zp[(py + pad)[:, None, None] + dy[None], (px + pad)[:, None, None] + dx[None]]
