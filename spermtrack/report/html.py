@@ -94,7 +94,7 @@ def _summary_table(summary) -> str:
         st6, st5 = r["who6_status"] or "", r["who5_status"] or ""
         rows.append(
             f"<tr><td class=t>{sw}{_e(_QUANTITY_LABELS.get(q, q))}</td><td><b>{_fmt(r['pct'])}</b></td>"
-            f"<td>{_fmt(r['ci95_low_pct'])} &ndash; {_fmt(r['ci95_high_pct'])}</td><td>{_fmt(r['count'])}</td>"
+            f"<td>{_fmt(r['ci95_low_pct'])} &ndash; {_fmt(r['ci95_high_pct'])}</td><td>{_fmt(r['count'], 0)}</td>"
             f"<td>{_fmt(r['who6_lrl_pct'], 0) if r['who6_lrl_pct'] is not None else ''}</td>"
             f"<td class='t {st6.split()[0] if st6 else ''}'>{_e(st6)}</td>"
             f"<td>{_fmt(r['who5_lrl_pct'], 0) if r['who5_lrl_pct'] is not None else ''}</td>"
