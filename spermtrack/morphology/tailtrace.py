@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from spermtrack.sampling import bilinear
+
 #: Stop reasons returned by :func:`trace_tail`.
 STOP_FADED, STOP_BORDER, STOP_LOOP, STOP_MAX = 0, 1, 2, 3
 
@@ -82,19 +84,6 @@ def ridge_maps(window: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
 
 
 @njit(cache=True, fastmath=True)
-def _sample(m, x, y):
-    h, w = m.shape
-    if x < 0.0 or y < 0.0 or x > w - 1.001 or y > h - 1.001:
-        return 0.0
-    x0 = int(x)
-    y0 = int(y)
-    fx = x - x0
-    fy = y - y0
-    return ((m[y0, x0] * (1 - fx) + m[y0, x0 + 1] * fx) * (1 - fy)
-            + (m[y0 + 1, x0] * (1 - fx) + m[y0 + 1, x0 + 1] * fx) * fy)
-
-
-@njit(cache=True, fastmath=True)
 def _score(fxx, fxy, fyy, blocked, x, y, c, s):
     """Oriented line score at ``(x, y)`` for the unit direction ``(c, s)``."""
     h, w = blocked.shape
@@ -102,9 +91,9 @@ def _score(fxx, fxy, fyy, blocked, x, y, c, s):
     yi = int(y + 0.5)
     if xi < 0 or yi < 0 or xi >= w or yi >= h or blocked[yi, xi]:
         return 0.0
-    a = _sample(fxx, x, y)
-    b = _sample(fxy, x, y)
-    d = _sample(fyy, x, y)
+    a = bilinear(fxx, x, y, 0.0)
+    b = bilinear(fxy, x, y, 0.0)
+    d = bilinear(fyy, x, y, 0.0)
     # n = (-s, c): f_nn = s^2 a - 2 s c b + c^2 d ; u = (c, s): f_uu = c^2 a + 2 c s b + s^2 d
     fnn = s * s * a - 2.0 * s * c * b + c * c * d
     fuu = c * c * a + 2.0 * c * s * b + s * s * d

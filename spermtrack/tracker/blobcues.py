@@ -25,18 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, fastmath=True)
-def _bil(m, x, y):
-    h, w = m.shape
-    if x < 0.0 or y < 0.0 or x > w - 1.001 or y > h - 1.001:
-        return np.nan
-    x0 = int(x)
-    y0 = int(y)
-    fx = x - x0
-    fy = y - y0
-    return ((m[y0, x0] * (1 - fx) + m[y0, x0 + 1] * fx) * (1 - fy)
-            + (m[y0 + 1, x0] * (1 - fx) + m[y0 + 1, x0 + 1] * fx) * fy)
+from spermtrack.sampling import bilinear
 
 
 @njit(cache=True, fastmath=True)
@@ -44,7 +33,7 @@ def _segment_mean(zs, x, y, c, s, k0, k1):
     tot = 0.0
     cnt = 0
     for k in range(k0, k1 + 1):
-        v = _bil(zs, x + k * c, y + k * s)
+        v = bilinear(zs, x + k * c, y + k * s, np.nan)
         if not math.isnan(v):
             tot += v
             cnt += 1
@@ -80,7 +69,7 @@ def sperm_cues(zs, xs, ys, n_angles, half_len, half_width, m0, m1, r0, r1):
         for k in range(24):
             th = 2.0 * math.pi * k / 24
             for r in range(r0, r1 + 1):
-                v = _bil(zs, x + r * math.cos(th), y + r * math.sin(th))
+                v = bilinear(zs, x + r * math.cos(th), y + r * math.sin(th), np.nan)
                 if not math.isnan(v) and v < mn:
                     mn = v
         if mn < 1e30:
