@@ -151,6 +151,15 @@ def _scale(tracks: pd.DataFrame, um_per_px, detector, source: str, echo: Echo) -
     return check_positive("estimated um_per_px", est.um_per_px, *UM_PER_PX_RANGE), est.source, info
 
 
+def sperm_only(tracks: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The tracks whose majority class is 0 (sperm), and how many other tracks were left out."""
+    if tracks.empty:
+        return tracks, 0
+    majority = tracks.groupby("track_id")["cls"].agg(lambda c: int(c.mode().iat[0]))
+    keep = majority.index[majority == 0]
+    return tracks[tracks["track_id"].isin(keep)], int(len(majority) - len(keep))
+
+
 def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFrame, *, um_per_px: float,
                    config: Config, user_fps: float | None, warnings: list[str]):
     """The morphology stage in one call: best crops of every graded track -> segmenter ->
@@ -265,8 +274,12 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
         warnings.append(msg)
         echo(f"warning: {msg}")
     t0 = time.perf_counter()
-    tracks = refine_tracks(res.tracks, fps_used, stitch=cfg.track.stitch)
+    all_tracks = refine_tracks(res.tracks, fps_used, stitch=cfg.track.stitch)
     t_refine = time.perf_counter() - t0
+    # clusters (and other non-sperm classes) are tracked and exported, never graded as cells
+    tracks, n_other = sperm_only(all_tracks)
+    if n_other:
+        warnings.append(f"{n_other} cluster track(s) kept in tracks.csv but not graded (WHO counts single cells)")
 
     t0 = time.perf_counter()
     if len(tracks):
@@ -294,7 +307,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
                                      warnings=warnings)
     t_morph = time.perf_counter() - t0
 
-    files = export.write_tracks(out, tracks)
+    files = export.write_tracks(out, all_tracks)
     export.write_kinematics(out / "kinematics.csv", metrics, morph)
     files["kinematics_csv"] = "kinematics.csv"
     export.write_summary(out, summaries)
@@ -318,7 +331,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
     if truth is not None:
         from spermtrack.truthcheck import check_against_truth
 
-        truth_check = check_against_truth(truth, tracks, summaries["track"], min_duration_s=k.min_duration_s)
+        truth_check = check_against_truth(truth, all_tracks, summaries["track"], min_duration_s=k.min_duration_s)
 
     meta = {
         "software": "spermtrack", "command": "analyze", "status": "complete",
@@ -337,7 +350,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
             scale_estimate=scale_info, preset=k.preset, aggregate=k.aggregate,
             aggregate_window_s=k.aggregate_window_s, min_duration_s=k.min_duration_s),
         "counts": {"n_detections": res.n_detections, "n_online_tracks": int(res.tracks["track_id"].nunique()) if len(res.tracks) else 0,
-                   "n_tracks": int(len(metrics)), "n_graded": summary.n_graded,
+                   "n_tracks": int(len(metrics)), "n_cluster_tracks": n_other, "n_graded": summary.n_graded,
                    "n_interpolated_rows": int(tracks["interpolated"].sum()) if len(tracks) else 0,
                    "n_embeddings_computed": res.n_embeddings},
         "summary": {mode: s.to_dict() for mode, s in summaries.items()},
