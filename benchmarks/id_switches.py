@@ -156,7 +156,7 @@ def video24_sets() -> list[DetectionSet]:
 WORK = ROOT / "benchmarks" / "_work"
 
 
-def synthetic_sets(seconds: float = 6.0, cells: int = 40, reid_epochs: int = 4) -> list[DetectionSet]:
+def synthetic_sets(seconds: float = 6.0, cells: int = 40, reid_epochs: int = 20) -> list[DetectionSet]:
     """``synth-medium``: a synthetic clip through the real pipeline (HLDNBM + BlobDetector),
     with a ResNet50 ReID trained briefly (CPU) on another synthetic clip for the ReID rows."""
     from spermtrack.io.video import VideoReader

@@ -81,7 +81,10 @@ class TrackerParams:
         appearance_weight: cost added per unit of cosine distance where embeddings exist. 0
             uses appearance only as a gate.
         max_cosine_distance: pairs whose cosine distance is above this are not matched
-            (DeepSORT's appearance gate; only where both sides have an embedding).
+            (DeepSORT's appearance gate; only where both sides have an embedding). A loose
+            gate: a head turns and defocuses, so its own embeddings drift; at 0.4 a ResNet50
+            trained on synthetic heads blocked true matches and doubled ID switches, at 0.7 it
+            cut them from 25 to 16 on the synthetic benchmark clip.
         nn_budget: embeddings kept per track (oldest dropped). Bounds memory and cost.
         embed_min_candidates: a detection is embedded when at least this many tracks lie in
             its motion gate (2 = only ambiguous ones; 0 = every detection, DeepSORT's way,
@@ -104,7 +107,7 @@ class TrackerParams:
     max_tentative_misses: int = 1
     max_age_s: float = 0.5
     appearance_weight: float = 5.0
-    max_cosine_distance: float = 0.4
+    max_cosine_distance: float = 0.7
     nn_budget: int = 30
     embed_min_candidates: int = 2
     iou_weight: float = 5.0
