@@ -195,38 +195,31 @@ def test_cli_writes_one_row_per_track(tmp_path, scene):
                  "--segmenter", "yolo-seg", "--weights", str(tmp_path / "missing.pt")]) == 2
 
 
-def test_short_tails_are_flagged():
+def _sperm_rows_with_tail_variant(tail_variant: str, *, seed: int, rng_seed: int, crop_params: CropParams):
+    """Per-track morphology of a phantom whose sperm all get a normal head and ``tail_variant``."""
     from spermtrack.synth import motion
     from spermtrack.synth.truth import truth_table
 
-    rng = np.random.default_rng(3)
-    sc = simulate_cells(seconds=0.5, fps=50, cells=6, seed=7, difficulty="medium")
+    rng = np.random.default_rng(rng_seed)
+    sc = simulate_cells(seconds=0.5, fps=50, cells=6, seed=seed, difficulty="medium")
     for c in sc.cells:
         if c.cls == 0:
-            motion.draw_shape(c, rng, variant="normal", tail_variant="short")
+            motion.draw_shape(c, rng, variant="normal", tail_variant=tail_variant)
     sc.truth = truth_table(sc)
     frames = ((i, render_frame(sc, i)) for i in range(sc.n_frames))
-    res = morphology_from_frames(frames, sc.boxes, sc.width, sc.height, UM,
-                                 crop_params=CropParams(k=3, size=(160, 96), anchor=0.8))
+    res = morphology_from_frames(frames, sc.boxes, sc.width, sc.height, UM, crop_params=crop_params)
     j = res.per_track.join(sc.truth.set_index("track_id")[["cls"]], on="track_id")
-    j = j[(j.cls == 0) & (j.n_crops > 0)]
+    return j[(j.cls == 0) & (j.n_crops > 0)]
+
+
+def test_short_tails_are_flagged():
+    j = _sperm_rows_with_tail_variant("short", seed=7, rng_seed=3,
+                                      crop_params=CropParams(k=3, size=(160, 96), anchor=0.8))
     assert len(j) >= 2 and j.flag_short_tail.fillna(False).all()
 
 
 def test_coiled_tails_are_flagged_on_rendered_crops():
-    from spermtrack.synth import motion
-    from spermtrack.synth.truth import truth_table
-
-    rng = np.random.default_rng(5)
-    sc = simulate_cells(seconds=0.5, fps=50, cells=6, seed=9, difficulty="medium")
-    for c in sc.cells:
-        if c.cls == 0:
-            motion.draw_shape(c, rng, variant="normal", tail_variant="coiled")
-    sc.truth = truth_table(sc)
-    frames = ((i, render_frame(sc, i)) for i in range(sc.n_frames))
-    res = morphology_from_frames(frames, sc.boxes, sc.width, sc.height, UM, crop_params=CropParams(k=3))
-    j = res.per_track.join(sc.truth.set_index("track_id")[["cls"]], on="track_id")
-    j = j[(j.cls == 0) & (j.n_crops > 0)]
+    j = _sperm_rows_with_tail_variant("coiled", seed=9, rng_seed=5, crop_params=CropParams(k=3))
     assert len(j) >= 3
     assert j.flag_coiled_tail.fillna(False).mean() >= 0.6, j[["tail_loop", "tail_total_turning_deg"]]
     # a coil whose loop was missed looks short: every coiled cell gets an abnormal-tail flag
