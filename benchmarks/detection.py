@@ -12,10 +12,10 @@ Detectors:
 
 - ``BlobDetector`` with HLDNBM and with a homogeneous background (one global median / MAD),
   plus its score-threshold sweep (precision-recall points) on both clips.
-- YOLO11n trained from scratch by :func:`spermtrack.tracker.train_detector.train_detector` on a
+- YOLO11n trained from scratch by :func:`spermtrack.detect.train.train_detector` on a
   synthetic train split (2 medium + 2 hard videos, other seeds), tiles of 320 px at imgsz 320,
   for a wall-clock budget per variant, HLDNBM-enhanced and not. Each is run sliced (our batched
-  :class:`~spermtrack.tracker.yolo.SlicedYoloDetector`) and unsliced (full frame at imgsz 640:
+  :class:`~spermtrack.detect.yolo.SlicedYoloDetector`) and unsliced (full frame at imgsz 640:
   the training pixel scale; and at imgsz 320: the frame shrunk to the model's input size).
 - SAHI 0.12 ``get_sliced_prediction`` (320 px slices, 0.15 overlap, no extra full-frame pass,
   one tile at a time as shipped; and with its ``batch_size`` option) on the same weights and the
@@ -48,9 +48,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from spermtrack.io.atomic import write_text_atomic  # noqa: E402
 from spermtrack.synth import generate, render_frame, simulate_cells  # noqa: E402
-from spermtrack.tracker.detect import BlobDetector, BlobParams  # noqa: E402
+from spermtrack.detect.blob import BlobDetector, BlobParams  # noqa: E402
 from spermtrack.tracker.detmetrics import average_precision, detection_scores, truth_frames  # noqa: E402
-from spermtrack.tracker.enhance import HLDNBM  # noqa: E402
+from spermtrack.detect.enhance import HLDNBM  # noqa: E402
 from spermtrack.types import Detections  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "detection.md"
@@ -112,7 +112,7 @@ def run_blob(clips: list[Clip]) -> tuple[list[dict], list[dict]]:
 
 
 def train_variants(args, work: Path) -> dict[str, dict]:
-    from spermtrack.tracker.train_detector import DetectorTrainConfig, train_detector
+    from spermtrack.detect.train import DetectorTrainConfig, train_detector
 
     data = work / "train_data"
     if not (data / "Train").is_dir():
@@ -156,7 +156,7 @@ def sahi_detect(model, images: list[np.ndarray], batch_size: int) -> list[Detect
 
 
 def run_yolo(args, clips: list[Clip], info: dict[str, dict]) -> list[dict]:
-    from spermtrack.tracker.yolo import SlicedYoloDetector
+    from spermtrack.detect.yolo import SlicedYoloDetector
 
     rows = []
     configs = [("sliced 320 @320", dict(tile_px=320, imgsz=320)),
@@ -179,7 +179,7 @@ def run_sahi(args, clips: list[Clip], weights: Path) -> list[dict]:
     """Ours vs SAHI on the same weights and the same pre-enhanced 3-channel frames."""
     from sahi import AutoDetectionModel
 
-    from spermtrack.tracker.yolo import SlicedYoloDetector
+    from spermtrack.detect.yolo import SlicedYoloDetector
 
     device = "cpu" if args.device in (None, "cpu") else f"cuda:{args.device}".replace("cuda:cuda:", "cuda:")
     ours = SlicedYoloDetector(weights, tile_px=320, overlap=0.15, imgsz=320, conf=0.25, enhance=False,

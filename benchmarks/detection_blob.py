@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from spermtrack.io.atomic import write_text_atomic  # noqa: E402
 from spermtrack.synth import render_frame, simulate_cells  # noqa: E402
-from spermtrack.tracker.detect import BlobDetector  # noqa: E402
+from spermtrack.detect.blob import BlobDetector  # noqa: E402
 from spermtrack.tracker.detmetrics import detection_scores, truth_frames  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "detection_blob.md"

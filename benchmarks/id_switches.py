@@ -161,7 +161,7 @@ def synthetic_sets(seconds: float = 6.0, cells: int = 40, reid_epochs: int = 20)
     with a ResNet50 ReID trained briefly (CPU) on another synthetic clip for the ReID rows."""
     from spermtrack.io.video import VideoReader
     from spermtrack.synth import generate
-    from spermtrack.tracker.detect import BlobDetector
+    from spermtrack.detect.blob import BlobDetector
     from spermtrack.tracker.reid import ReIDTrainConfig, load_embedder, train_reid
 
     work = WORK / "id_switches"

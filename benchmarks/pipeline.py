@@ -48,8 +48,8 @@ def make_clip(root: Path, seconds: float, cells: float, seed: int) -> Path:
 
 def stage_speeds(folder: Path) -> dict:
     from spermtrack.io.video import VideoReader
-    from spermtrack.tracker.detect import BlobDetector
-    from spermtrack.tracker.enhance import evidence_map
+    from spermtrack.detect.blob import BlobDetector
+    from spermtrack.detect.enhance import evidence_map
     from spermtrack.tracker.pipeline import stream_video
 
     video = folder / f"{folder.name}.mp4"

@@ -110,7 +110,7 @@ def _check_writable(folder: Path) -> None:
 
 
 def _make_detector(cfg: Config):
-    from spermtrack.tracker.detectors import make_detector
+    from spermtrack.detect.factory import make_detector
 
     d, e = cfg.detect, cfg.enhance
     if d.detector == "blob":

@@ -28,7 +28,7 @@ class VideoConfig:
 
 @dataclass(frozen=True)
 class EnhanceConfig:
-    """HLDNBM spatial Laplace background model (see :mod:`spermtrack.tracker.enhance`)."""
+    """HLDNBM spatial Laplace background model (see :mod:`spermtrack.detect.enhance`)."""
 
     enabled: bool = True
     window_px: int = 31

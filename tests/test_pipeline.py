@@ -32,7 +32,7 @@ def analysed(clip, tmp_path_factory):
 def test_streaming_pass_equals_detect_then_track(clip):
     from spermtrack.io.video import VideoReader
     from spermtrack.tracker.associate import SpermTracker
-    from spermtrack.tracker.detect import BlobDetector
+    from spermtrack.detect.blob import BlobDetector
     from spermtrack.tracker.pipeline import stream_video
 
     video = clip / f"{clip.name}.mp4"
@@ -49,7 +49,7 @@ def test_streaming_pass_equals_detect_then_track(clip):
 
 
 def test_reid_hook_gets_the_current_frame(clip):
-    from spermtrack.tracker.detect import BlobDetector
+    from spermtrack.detect.blob import BlobDetector
     from spermtrack.tracker.pipeline import stream_video
 
     seen = []

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spermtrack.tracker.slicing import box_ios, fuse_boxes, tile_grid, tile_origins
+from spermtrack.detect.slicing import box_ios, fuse_boxes, tile_grid, tile_origins
 
 
 @pytest.mark.parametrize("h, w, tile, overlap", [(480, 640, 320, 0.15), (480, 640, 256, 0.2), (100, 90, 320, 0.1),

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from spermtrack.cli.main import main
-from spermtrack.tracker.slicing import tile_grid
-from spermtrack.tracker.train_detector import DetectorTrainConfig, build_yolo_dataset
+from spermtrack.detect.slicing import tile_grid
+from spermtrack.detect.train import DetectorTrainConfig, build_yolo_dataset
 
 W, H = 320, 240
 
@@ -107,7 +107,7 @@ def test_train_one_epoch_reload_and_detect(synth_root, tmp_path, monkeypatch):
     assert meta["config"]["epochs"] == 1 and meta["config"]["tile"] == 160 and meta["device"] == "cpu"
     assert Path(meta["dataset_yaml"]).is_file() and "metrics/mAP50(B)" in meta["metrics"]
 
-    from spermtrack.tracker.yolo import SlicedYoloDetector
+    from spermtrack.detect.yolo import SlicedYoloDetector
 
     det = SlicedYoloDetector(weights, tile_px=160, imgsz=160, conf=0.001, device="cpu")
     assert det.model.task == "detect"

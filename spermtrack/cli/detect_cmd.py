@@ -24,7 +24,7 @@ def detect(video: Path, out_path: Path, detector: str, weights: Path | None, no_
     from spermtrack.errors import InputFileError
     from spermtrack.io.mot import write_mot_detections
     from spermtrack.io.video import VideoReader
-    from spermtrack.tracker.detectors import make_detector
+    from spermtrack.detect.factory import make_detector
 
     if not video.is_file():
         raise InputFileError(video, "video file not found")

@@ -29,7 +29,7 @@ def train() -> None:
 def train_detector_cmd(data, out_dir, model, epochs, imgsz, tile, batch, enhance, frame_step, augment_copies,
                        device, seed) -> None:
     """Train a YOLO head detector on DATA (a VISEM-Tracking root or synth output)."""
-    from spermtrack.tracker.train_detector import DetectorTrainConfig, train_detector
+    from spermtrack.detect.train import DetectorTrainConfig, train_detector
 
     cfg = DetectorTrainConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, tile=tile, enhance=enhance,
                               frame_step=frame_step, augment_copies=augment_copies, device=device, seed=seed)

@@ -139,7 +139,7 @@ class YoloSegmenter:
 
     def __init__(self, weights, *, um_per_px: float = 0.5, device: str | None = None, conf: float = 0.25,
                  batch: int = 64):
-        from spermtrack.tracker.yolo import load_yolo
+        from spermtrack.detect.yolo import load_yolo
 
         self.model = load_yolo(weights, task="segment")
         self.um_per_px = float(um_per_px)

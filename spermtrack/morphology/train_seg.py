@@ -29,7 +29,7 @@ from spermtrack.errors import InputFileError, ParameterError
 from spermtrack.io.atomic import write_json_atomic, write_text_atomic
 from spermtrack.morphology.crops import CropParams, cut_crop
 from spermtrack.morphology.segment import SEG_CLASSES
-from spermtrack.tracker.yolo import collect_training_run
+from spermtrack.detect.yolo import collect_training_run
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""Detection, association and tracking-quality measurement.
+"""Association and tracking-quality measurement (detection lives in :mod:`spermtrack.detect`).
 
 Modules are imported on demand (``from spermtrack.tracker import metrics``) so that importing this
-package stays cheap: ``enhance`` (HLDNBM background model), ``metrics`` (HOTA, CLEAR and Identity
-through TrackEval) and the detector and associator modules each pull in their own dependencies.
+package stays cheap: ``metrics`` (HOTA, CLEAR and Identity
+through TrackEval) and the associator modules each pull in their own dependencies.
 """

@@ -145,7 +145,7 @@ def stream_video(video: str | Path, *, detector, fps: float | None = None, chunk
     Args:
         video: the video file.
         detector: an object with ``detect(frames (n, H, W) uint8) -> list[Detections]``
-            (:func:`spermtrack.tracker.detectors.make_detector`); it applies the HLDNBM
+            (:func:`spermtrack.detect.factory.make_detector`); it applies the HLDNBM
             enhancement itself.
         fps: the user's frame rate (overrides the container's; see
             :func:`spermtrack.io.video.probe_video`).

@@ -1,4 +1,4 @@
-"""Sperm-vs-debris cues of :class:`~spermtrack.tracker.detect.BlobDetector` (numba, per candidate).
+"""Sperm-vs-debris cues of :class:`~spermtrack.detect.blob.BlobDetector` (numba, per candidate).
 
 A borderline candidate (its blob score near the threshold) is either a faint sperm head or a
 bright debris disc. Sperm heads are elongated, carry a dark midpiece and tail on *one* end and a

@@ -2,7 +2,7 @@
 
 All tiles of a chunk of frames go to ultralytics in **one** ``predict`` call (a list of arrays is
 one batch), boxes are shifted back to frame coordinates and duplicates across tile borders are
-fused (:func:`~spermtrack.tracker.slicing.fuse_boxes`). SAHI does the same one tile at a time.
+fused (:func:`~spermtrack.detect.slicing.fuse_boxes`). SAHI does the same one tile at a time.
 
 Colour order: ultralytics treats numpy arrays as BGR (OpenCV order); SAHI treats them as RGB.
 Our frames are gray, replicated to 3 identical channels, so the order cannot matter, and a
@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from spermtrack.errors import InputFileError
-from spermtrack.tracker.enhance import HLDNBM
-from spermtrack.tracker.slicing import fuse_boxes, tile_grid
+from spermtrack.detect.enhance import HLDNBM
+from spermtrack.detect.slicing import fuse_boxes, tile_grid
 from spermtrack.types import Detections
 
 

@@ -2,8 +2,8 @@
 per frame, batched over a stack of gray frames.
 
 - :class:`BlobDetector` (default, no weights): blobs of the HLDNBM evidence map
-  (:mod:`spermtrack.tracker.enhance`), matched-filtered, split at their peaks.
-- :class:`~spermtrack.tracker.yolo.SlicedYoloDetector` (needs a user ``.pt``): overlapping tiles,
+  (:mod:`spermtrack.detect.enhance`), matched-filtered, split at their peaks.
+- :class:`~spermtrack.detect.yolo.SlicedYoloDetector` (needs a user ``.pt``): overlapping tiles,
   one batched ultralytics ``predict`` per chunk, boxes fused across tile borders.
 """
 
@@ -15,8 +15,8 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from spermtrack.tracker.blobcues import sperm_cues
-from spermtrack.tracker.enhance import evidence_map
+from spermtrack.detect.blobcues import sperm_cues
+from spermtrack.detect.enhance import evidence_map
 from spermtrack.types import Detections
 
 
@@ -57,7 +57,7 @@ class BlobParams:
         verify_low, verify_high: candidates whose blob score lies in
             ``[verify_low, verify_high) x score_threshold`` are borderline (faint heads and bright
             debris discs); their score is corrected by the sperm cues of
-            :mod:`spermtrack.tracker.blobcues`. Candidates below the band are rejected, above it
+            :mod:`spermtrack.detect.blobcues`. Candidates below the band are rejected, above it
             accepted. A wider band costs a little time and lets the cues decide more cases.
         oriented_gain, oriented_ref: score += ``oriented_gain * (oriented - oriented_ref)``:
             elongation + one-sided midpiece/tail evidence, in z units; ``oriented_ref`` is what
@@ -95,7 +95,7 @@ class BlobDetector:
     centroid and the second moments (axis ratio, orientation, extent); the mean z along the
     head axis just past the head on either end gives the midpiece evidence. Borderline candidates
     (faint heads, bright debris) are re-scored by sperm-vs-debris cues (elongation with a
-    one-sided dark midpiece/tail, halo depth: :mod:`spermtrack.tracker.blobcues`); blobs whose
+    one-sided dark midpiece/tail, halo depth: :mod:`spermtrack.detect.blobcues`); blobs whose
     visible centroid hugs the frame edge are heads centred outside the frame and are dropped.
     Outside the frame counts as background (z = 0) in every filter. Score and thresholds:
     :class:`BlobParams`. Box = the extent of the moment ellipse (2 sigma) plus a
@@ -103,7 +103,7 @@ class BlobDetector:
 
     Args:
         enhance: use the spatial HLDNBM model (default) or a single global background.
-        window_px, scale_floor: HLDNBM parameters (see :func:`~spermtrack.tracker.enhance.estimate_background`).
+        window_px, scale_floor: HLDNBM parameters (see :func:`~spermtrack.detect.enhance.estimate_background`).
         params: :class:`BlobParams`; keyword overrides of single fields are accepted too.
     """
 

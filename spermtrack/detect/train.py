@@ -1,10 +1,10 @@
 """Train a YOLO head detector (ultralytics) from VISEM-Tracking labels or ``spermtrack synth`` output.
 
-The dataset is cut the way :class:`~spermtrack.tracker.yolo.SlicedYoloDetector` slices at
+The dataset is cut the way :class:`~spermtrack.detect.yolo.SlicedYoloDetector` slices at
 inference (same tile grid, same HLDNBM enhancement when asked, gray replicated to 3 channels),
 so the model sees at training exactly what it sees later. Full frames without enhancement are
 linked, not copied. Optional offline augmentation re-renders tiles over new Laplace backgrounds
-(:func:`~spermtrack.tracker.enhance.rerender_background`). Training runs offline: a model YAML
+(:func:`~spermtrack.detect.enhance.rerender_background`). Training runs offline: a model YAML
 (no pretrained weights), ``YOLO_OFFLINE=1``, ``workers=0``, ``amp=False``, ``plots=False``.
 """
 
@@ -23,9 +23,9 @@ from spermtrack import __version__
 from spermtrack.errors import InputFileError, ParameterError
 from spermtrack.io.atomic import write_json_atomic, write_text_atomic
 from spermtrack.io.visem import iter_video_frames, list_video_folders, read_visem_video
-from spermtrack.tracker.enhance import HLDNBM, rerender_background
-from spermtrack.tracker.slicing import tile_grid
-from spermtrack.tracker.yolo import collect_training_run
+from spermtrack.detect.enhance import HLDNBM, rerender_background
+from spermtrack.detect.slicing import tile_grid
+from spermtrack.detect.yolo import collect_training_run
 from spermtrack.types import CLASS_NAMES
 
 
