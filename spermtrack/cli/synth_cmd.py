@@ -27,10 +27,13 @@ import click
               help="Store head/midpiece/tail outlines every N frames.")
 @click.option("--first-id", "first_video_id", type=int, default=101, show_default=True,
               help="Id (folder name) of the first video.")
+@click.option("--look", type=click.Choice(["visem", "classic"]), default="visem", show_default=True,
+              help="visem: like real VISEM-Tracking frames (dark background, glowing heads, unlabelled "
+                   "debris and out-of-focus cells); classic: the original bright noisy phantom.")
 @click.option("--no-images", is_flag=True, help="Do not write per-frame JPEGs (the mp4 is always written).")
 def synth(out: Path, videos: int, seconds: float, fps: float, cells: float, um_per_px: float, seed: int,
           difficulty: str, width: int, height: int, hyperactivated: float, mask_every: int,
-          first_video_id: int, no_images: bool) -> None:
+          first_video_id: int, look: str, no_images: bool) -> None:
     """Write synthetic phase-contrast sperm videos under OUT/Train/<id>/ (VISEM-Tracking layout).
 
     Each folder holds the mp4, images/, labels/, labels_ftid/ and gt/ (gt.txt, tracks_truth.csv
@@ -49,10 +52,10 @@ def synth(out: Path, videos: int, seconds: float, fps: float, cells: float, um_p
         in_view = scene.in_view.sum(axis=0).mean() if scene.n_frames else 0.0
         click.echo(f"{folder}: {scene.n_frames} frames {scene.width}x{scene.height} @ {scene.fps:g} fps, "
                    f"{len(tr)} tracks ({g}; {int((tr['cls'] == 1).sum())} clusters), "
-                   f"{in_view:.1f} objects in view per frame, {scene.preset.name} "
+                   f"{in_view:.1f} objects in view per frame, {scene.preset.name}, {scene.look} look "
                    f"[{time.perf_counter() - t0:.1f} s]")
 
     generate(out, videos=videos, seconds=seconds, fps=fps, cells=cells, um_per_px=um_per_px, seed=seed,
              difficulty=difficulty, write_images=not no_images, width=width, height=height,
              hyperactivated=hyperactivated, first_video_id=first_video_id, mask_every=mask_every,
-             on_video=report)
+             on_video=report, look=look)

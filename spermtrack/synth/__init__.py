@@ -21,8 +21,8 @@ import numpy as np
 
 from spermtrack.errors import ParameterError
 from spermtrack.synth.masks import load_masks, rasterize
-from spermtrack.synth.presets import PRESETS, Difficulty, get_preset
-from spermtrack.synth.render import frame_geometry, iter_frames, render_frame, render_noise_free
+from spermtrack.synth.presets import DEFAULT_LOOK, LOOKS, PRESETS, VISEM_PRESETS, Difficulty, check_look, get_preset
+from spermtrack.synth.render import colorize, frame_geometry, iter_frames, render_frame, render_noise_free
 from spermtrack.synth.scene import Scene, simulate_cells, validate_params
 from spermtrack.synth.truth import TRUTH_COLUMNS, vcl_closed_form
 from spermtrack.synth.writer import SYNTH_VERSION, update_counts_csv, write_video_folder
@@ -34,7 +34,7 @@ FIRST_VIDEO_ID = 101
 __all__ = [
     "generate", "simulate_cells", "render_frame", "render_noise_free", "iter_frames", "frame_geometry",
     "load_masks", "rasterize", "vcl_closed_form", "Scene", "Difficulty", "PRESETS", "get_preset",
-    "TRUTH_COLUMNS", "SYNTH_VERSION", "FIRST_VIDEO_ID",
+    "TRUTH_COLUMNS", "SYNTH_VERSION", "FIRST_VIDEO_ID", "LOOKS", "DEFAULT_LOOK", "VISEM_PRESETS", "colorize",
 ]
 
 
@@ -42,7 +42,7 @@ def generate(out_dir: str | os.PathLike, *, videos: int = 1, seconds: float = 2.
              cells: float = 20, um_per_px: float = 0.5, seed: int = 0, difficulty: str = "medium",
              write_images: bool = True, width: int = 640, height: int = 480, hyperactivated: float = 0.0,
              mix: dict[str, float] | None = None, first_video_id: int = FIRST_VIDEO_ID, mask_every: int = 5,
-             on_video: Callable[[Path, Scene], None] | None = None) -> list[Path]:
+             on_video: Callable[[Path, Scene], None] | None = None, look: str = DEFAULT_LOOK) -> list[Path]:
     """Write ``videos`` synthetic videos with ground truth under ``out_dir/Train/``.
 
     Video ``k`` (0-based) gets id ``first_video_id + k`` and its own random stream
@@ -65,6 +65,10 @@ def generate(out_dir: str | os.PathLike, *, videos: int = 1, seconds: float = 2.
         first_video_id: id of the first video.
         mask_every: outlines are stored for every ``mask_every``-th frame.
         on_video: called with ``(folder, scene)`` after each video is written (progress).
+        look: ``visem`` (default; like real VISEM-Tracking frames: dark flat background, saturating
+            heads with a glow, unlabelled debris / out-of-focus cells / blobs / large cells, colour
+            fringe on the written frames) or ``classic`` (the original look, bit-for-bit). Stored
+            in ``gt/meta.json`` (``look``).
 
     Returns:
         The video folders, in order.
@@ -74,7 +78,8 @@ def generate(out_dir: str | os.PathLike, *, videos: int = 1, seconds: float = 2.
     """
     validate_params(seconds=seconds, fps=fps, cells=cells, um_per_px=um_per_px, width=width, height=height,
                     hyperactivated=hyperactivated)
-    get_preset(difficulty)
+    look = check_look(look)
+    get_preset(difficulty, look)
     if int(videos) != videos or not 1 <= int(videos) <= 1000:
         raise ParameterError(f"videos={videos!r} must be an integer in [1, 1000]")
     if int(mask_every) != mask_every or not 1 <= int(mask_every) <= 10000:
@@ -90,7 +95,7 @@ def generate(out_dir: str | os.PathLike, *, videos: int = 1, seconds: float = 2.
         vid = str(int(first_video_id) + k)
         scene = simulate_cells(seconds=seconds, fps=fps, cells=cells, um_per_px=um_per_px, seed=ss,
                                difficulty=difficulty, width=width, height=height,
-                               hyperactivated=hyperactivated, mix=mix, video_id=vid)
+                               hyperactivated=hyperactivated, mix=mix, video_id=vid, look=look)
         scene.params["seed"] = int(seed)
         folder = write_video_folder(scene, root, write_images=write_images, mask_every=int(mask_every),
                                     extra_meta={"seed": int(seed), "video_index": k})

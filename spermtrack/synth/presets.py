@@ -91,16 +91,124 @@ PRESETS: dict[str, Difficulty] = {
 }
 
 
-def get_preset(name: str) -> Difficulty:
-    """Return the preset called ``name`` (``easy``, ``medium``, ``hard``).
+#: Looks of the phantom: ``visem`` (default) imitates real VISEM-Tracking frames (dark flat
+#: background, tiny noise, bright saturating heads with a glow, debris and out-of-focus
+#: distractors); ``classic`` is the original bright noisy phase-contrast look, kept bit-for-bit.
+LOOKS = ("visem", "classic")
+DEFAULT_LOOK = "visem"
+
+#: The ``visem`` look's imaging conditions per difficulty (same fields as :data:`PRESETS`).
+#: Measured on real frames (frames12/ and Train/11/images_sample/ of the shared VISEM data, see
+#: docs/PHANTOM.md): background 76-90, robust noise of a 2-px high-pass 1.5-2.9 gray levels
+#: (JPEG q95), head cores saturating near 250, dark midpieces, faint thin tails.
+#: ``head_core`` / ``head_halo`` are the bright core and the thin dark phase rim around it; the
+#: wide bright glow is a :class:`VisemLook` knob.
+VISEM_PRESETS: dict[str, Difficulty] = {
+    "easy": Difficulty(
+        name="easy", background=74.0, gradient=0.02, vignetting=0.02, flicker=0.0,
+        noise_gain=0.01, read_noise=0.8, head_core=150.0, head_halo=40.0, midpiece_contrast=35.0,
+        tail_contrast=26.0, defocus_px=(0.0, 0.2), debris_per_frame=10.0,
+        debris_contrast=(10.0, 30.0), clusters=(0, 0), pinhead_prob=0.0, head_jitter_um=0.0,
+        contrast_spread=0.05,
+    ),
+    "medium": Difficulty(
+        name="medium", background=76.0, gradient=0.03, vignetting=0.04, flicker=0.005,
+        noise_gain=0.015, read_noise=1.1, head_core=140.0, head_halo=40.0, midpiece_contrast=32.0,
+        tail_contrast=22.0, defocus_px=(0.0, 0.5), debris_per_frame=25.0,
+        debris_contrast=(8.0, 35.0), clusters=(0, 2), pinhead_prob=0.02, head_jitter_um=0.0,
+        contrast_spread=0.15,
+    ),
+    "hard": Difficulty(
+        name="hard", background=80.0, gradient=0.05, vignetting=0.06, flicker=0.015,
+        noise_gain=0.02, read_noise=1.6, head_core=125.0, head_halo=35.0, midpiece_contrast=28.0,
+        tail_contrast=18.0, defocus_px=(0.2, 1.0), debris_per_frame=50.0,
+        debris_contrast=(8.0, 35.0), clusters=(1, 3), pinhead_prob=0.04, head_jitter_um=0.03,
+        contrast_spread=0.25,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class VisemLook:
+    """Extra knobs of the ``visem`` look (unlabelled structure of real VISEM frames).
+
+    Counts are per 640x480 frame (scaled by area); ranges are drawn uniformly per video or per
+    object.
+
+    Attributes:
+        background_range: per-video background level (real: 76 in video 12, 90 in video 11).
+        illumination: relative amplitude of soft, smooth illumination changes (sigma ~60 px).
+        texture_sd: gray-level SD of the static fine mottle of the background (sigma ~1 px).
+        dark_dots: static dark debris dots 2-5 px (real: 460-1200 dark local minima below -15).
+        dark_dot_contrast: depth range of the dots.
+        bright_specks: faint static bright specks (1-2 px).
+        speck_contrast: brightness range of the specks.
+        oof_cells: out-of-focus sperm in view (grey or dark blobs, most with a faint tail);
+            unlabelled, they drift and swim slowly.
+        bright_blobs: round bright impurities without a tail (unlabelled).
+        large_cells: large round cells (leukocytes, epithelial cells; unlabelled), radius 7-16 px.
+        glow: amplitude of the wide bright glow around in-focus heads (real mean radial profile:
+            +40 at 6 px, +20 at 10 px).
+        box_margin_um: per-video range of the label-box margin (VISEM annotators draw near-square
+            boxes ~24x22 px including the glow; per-video medians 17-31 px).
+        fringe: strength of the colour (cyan / magenta) fringe on written colour frames.
+    """
+
+    name: str
+    background_range: tuple[float, float]
+    illumination: float
+    texture_sd: float
+    dark_dots: float
+    dark_dot_contrast: tuple[float, float]
+    bright_specks: float
+    speck_contrast: tuple[float, float]
+    oof_cells: float
+    bright_blobs: float
+    large_cells: tuple[int, int]
+    glow: float
+    box_margin_um: tuple[float, float]
+    fringe: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+VISEM_LOOKS: dict[str, VisemLook] = {
+    "easy": VisemLook("easy", (66.0, 80.0), 0.02, 0.7, 300.0, (8.0, 50.0), 250.0, (5.0, 30.0), 4.0, 5.0,
+                      (0, 1), 80.0, (3.0, 4.4), 1.0),
+    "medium": VisemLook("medium", (66.0, 90.0), 0.03, 0.9, 550.0, (8.0, 65.0), 450.0, (5.0, 35.0), 12.0, 10.0,
+                        (1, 2), 75.0, (2.8, 5.2), 1.0),
+    "hard": VisemLook("hard", (60.0, 95.0), 0.05, 1.2, 900.0, (8.0, 70.0), 650.0, (5.0, 40.0), 20.0, 16.0,
+                      (2, 4), 65.0, (2.6, 5.4), 1.0),
+}
+
+
+def check_look(look: str) -> str:
+    """Return ``look`` normalised (``visem`` or ``classic``); raise ParameterError otherwise."""
+    key = str(look).lower() if isinstance(look, str) else None
+    if key not in LOOKS:
+        raise ParameterError(f"look={look!r} is unknown; use one of {', '.join(LOOKS)} "
+                             f"(visem: like real VISEM frames, the default; classic: the original phantom)")
+    return key
+
+
+def get_preset(name: str, look: str = "classic") -> Difficulty:
+    """Return the preset called ``name`` (``easy``, ``medium``, ``hard``) of ``look``.
 
     Raises:
-        ParameterError: unknown name.
+        ParameterError: unknown name or look.
     """
+    table = VISEM_PRESETS if check_look(look) == "visem" else PRESETS
     try:
-        return PRESETS[str(name).lower()]
+        return table[str(name).lower()]
     except KeyError:
         raise ParameterError(f"difficulty={name!r} is unknown; use one of {', '.join(PRESETS)}") from None
+
+
+def get_visem_look(name: str) -> VisemLook:
+    """The :class:`VisemLook` knobs of difficulty ``name``."""
+    get_preset(name)
+    return VISEM_LOOKS[str(name).lower()]
 
 
 @dataclass(frozen=True)

@@ -100,10 +100,18 @@ def frame_geometry(scene: Scene, i: int, rows: np.ndarray | None = None) -> Geom
 
 
 def background(scene: Scene) -> np.ndarray:
-    """Noise-free background ``(H, W) float32``: level x (1 + gradient) x vignetting."""
+    """Noise-free background ``(H, W) float32``: level x (1 + gradient) x vignetting.
+
+    In the ``visem`` look also soft smooth illumination changes, a static fine mottle and the
+    static debris (dark dots 2-5 px, faint bright specks) of :func:`_visem_static`.
+    """
     cached = getattr(scene, "_background", None)
     if cached is not None:
         return cached
+    if scene.look == "visem":
+        bg = _visem_background(scene)
+        scene._background = bg  # type: ignore[attr-defined]
+        return bg
     p, H, W = scene.preset, scene.height, scene.width
     # frame generators use spawn keys (..., i); the background takes one no frame index reaches
     rng = frame_rng(scene, 10**9)
@@ -118,6 +126,63 @@ def background(scene: Scene) -> np.ndarray:
     bg = (p.background * (1.0 + grad) * vig).astype(np.float32)
     scene._background = bg  # type: ignore[attr-defined]
     return bg
+
+
+def _smooth_field(rng: np.random.Generator, H: int, W: int, sigma: float) -> np.ndarray:
+    """A smooth random field of unit SD (white noise blurred by ``sigma`` px)."""
+    f = cv2.GaussianBlur(rng.standard_normal((H, W), dtype=np.float32), (0, 0), sigma)
+    sd = float(f.std())
+    return f / sd if sd > 0 else f
+
+
+def _splat(H: int, W: int, xy: np.ndarray, amp: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian spots of peak ``amp`` and width ``sigma`` at sub-pixel ``xy`` (bilinear splat + blur)."""
+    img = np.zeros((H, W), np.float32)
+    if len(xy):
+        w = amp * (2 * np.pi * sigma ** 2)
+        x0, y0 = np.floor(xy[:, 0]).astype(int), np.floor(xy[:, 1]).astype(int)
+        fx, fy = xy[:, 0] - x0, xy[:, 1] - y0
+        for dx, dy, k in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            xs, ys = x0 + dx, y0 + dy
+            ok = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
+            np.add.at(img, (ys[ok], xs[ok]), (w * k)[ok].astype(np.float32))
+    return cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+def _visem_background(scene: Scene) -> np.ndarray:
+    """The ``visem`` look's static background: level, illumination, mottle, dots and specks."""
+    p, lk, H, W = scene.preset, scene.look_params, scene.height, scene.width
+    rng = frame_rng(scene, 10**9)
+    level = float(scene.params.get("background_level", p.background))
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    u, v = (x - W / 2) / (W / 2), (y - H / 2) / (H / 2)
+    ang = rng.uniform(0, 2 * np.pi)
+    illum = p.gradient * (np.cos(ang) * u + np.sin(ang) * v) / np.sqrt(2)
+    illum += lk.illumination * _smooth_field(rng, H, W, 60.0)
+    vig = 1.0 - p.vignetting * (u ** 2 + v ** 2) / 2.0
+    bg = level * (1.0 + illum) * vig
+    # static mottle: fine grain plus a few-pixel blotchiness
+    bg += lk.texture_sd * (_smooth_field(rng, H, W, 0.8) + 0.7 * _smooth_field(rng, H, W, 3.0))
+    area = W * H / (640.0 * 480.0)
+    # static dark debris dots, 2-5 px: many faint, few deep (contrast skewed toward the low end)
+    n = int(rng.poisson(lk.dark_dots * area))
+    xy = rng.uniform((0, 0), (W, H), (n, 2))
+    lo, hi = lk.dark_dot_contrast
+    depth = lo + (hi - lo) * rng.random(n) ** 2
+    size = rng.integers(0, 3, n)
+    halo = rng.random(n) < 0.3
+    for k, sig in enumerate((0.8, 1.2, 1.7)):
+        sel = size == k
+        bg -= _splat(H, W, xy[sel], depth[sel], sig)
+        # a third of them with a faint bright phase halo
+        sel &= halo
+        bg += _splat(H, W, xy[sel], 0.25 * depth[sel], 2.5 * sig)
+    # faint bright specks, 1-2 px
+    n = int(rng.poisson(lk.bright_specks * area))
+    xy = rng.uniform((0, 0), (W, H), (n, 2))
+    lo, hi = lk.speck_contrast
+    bg += _splat(H, W, xy, lo + (hi - lo) * rng.random(n) ** 2, 0.7)
+    return bg.astype(np.float32)
 
 
 def _add_patch(acc: np.ndarray, patch: np.ndarray, x0: int, y0: int) -> None:
@@ -160,6 +225,73 @@ def _head_patch(head: np.ndarray, fill: np.ndarray, mid: np.ndarray, s: float, c
     return patch, int(x0), int(y0)
 
 
+#: ``visem`` look: sigma of the in-focus head's dark phase rim (um) and of its two glow lobes (px).
+VISEM_CORE_SIGMA_UM, VISEM_RIM_SIGMA_UM = 0.3, 0.75
+VISEM_GLOW_SIGMAS_PX = (3.0, 7.0)
+#: The bright core is drawn from the head outline shrunk by this factor about its centroid (real
+#: cores' half-maximum regions are ~7.5-8.4 x 5.4-5.7 px; the outline, rim and glow keep full size).
+VISEM_CORE_SCALE = 0.8
+
+
+def _visem_head_patch(head: np.ndarray, fill: np.ndarray, mid: np.ndarray, s: float, cell, preset,
+                      glow: float) -> tuple[np.ndarray, int, int]:
+    """``visem`` look head: saturating bright core, thin dark rim, wide bright glow, dark midpiece."""
+    sig_c = np.hypot(VISEM_CORE_SIGMA_UM / s, cell.defocus_px)
+    sig_r = np.hypot(VISEM_RIM_SIGMA_UM / s, cell.defocus_px)
+    g1, g2 = VISEM_GLOW_SIGMAS_PX
+    pad = int(np.ceil(2.5 * g2)) + 2
+    pts = np.vstack([head, mid])
+    x0, y0 = np.floor(pts.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + pad
+    pw, ph = x1 - x0 + 1, y1 - y0 + 1
+    big = np.zeros((ph * SUPERSAMPLE, pw * SUPERSAMPLE), np.uint8)
+    cv2.fillPoly(big, [_to_ss(fill, x0, y0)], 255, cv2.LINE_8, _SHIFT)
+    cov_h = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+    big[:] = 0
+    centre = head.mean(0)
+    cv2.fillPoly(big, [_to_ss(centre + VISEM_CORE_SCALE * (fill - centre), x0, y0)], 255, cv2.LINE_8, _SHIFT)
+    cov_c = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+    big[:] = 0
+    thick = max(1, int(round(1.6 * cell.midpiece_width_um / s * SUPERSAMPLE)))
+    a, b = _to_ss(mid, x0, y0)
+    cv2.line(big, tuple(int(v) for v in a), tuple(int(v) for v in b), 255, thick, cv2.LINE_8, _SHIFT)
+    cov_m = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+    core = cv2.GaussianBlur(cov_c, (0, 0), sig_c)
+    rim = cv2.GaussianBlur(cov_h, (0, 0), sig_r)
+    # glow normalised to peak ~1 for a 40 px^2 head (bigger heads glow more): mostly a wide
+    # Gaussian (the real mean profile: +40 at 6 px, +29 at 8 px, +13 at 12 px)
+    glow_map = (0.25 * cv2.GaussianBlur(cov_h, (0, 0), g1) * (2 * np.pi * g1 ** 2 / 40.0)
+                + 0.75 * cv2.GaussianBlur(cov_h, (0, 0), g2) * (2 * np.pi * g2 ** 2 / 40.0))
+    midp = cv2.GaussianBlur(np.maximum(cov_m - cov_h, 0), (0, 0), sig_c)
+    k = cell.contrast / (1.0 + 0.5 * cell.defocus_px)
+    patch = k * (preset.head_core * core - preset.head_halo * np.maximum(rim - core, 0) + glow * glow_map
+                 - preset.midpiece_contrast * midp)
+    return patch, int(x0), int(y0)
+
+
+def _distractor_patch(d, j: int, x: float, y: float) -> tuple[np.ndarray, int, int]:
+    """Patch of unlabelled distractor ``j`` (see :class:`spermtrack.synth.scene.Distractors`)."""
+    kind, r, blur = int(d.kind[j]), float(d.radius[j]), float(d.blur[j])
+    pad = int(np.ceil(r + 4 * blur + 8))
+    x0, y0 = int(np.floor(x)) - pad, int(np.floor(y)) - pad
+    n = 2 * pad + 2
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    dx, dy = xx + x0 - x, yy + y0 - y
+    if kind == 2:
+        rr = np.sqrt(dx * dx + dy * dy)
+        body = 1.0 / (1.0 + np.exp(-(r - rr) / max(blur, 0.3)))
+        ring = np.exp(-((rr - r - 2.0) ** 2) / (2 * 1.8 ** 2))
+        return (d.contrast[j] * body + d.ring[j] * ring).astype(np.float32), x0, y0
+    c, s_ = np.cos(d.heading[j]), np.sin(d.heading[j])
+    u, v = dx * c + dy * s_, -dx * s_ + dy * c
+    su = (r * 0.6 * d.elong[j]) ** 2 + blur ** 2
+    sv = (r * 0.6) ** 2 + blur ** 2
+    q = u * u / (2 * su) + v * v / (2 * sv)
+    body = np.exp(-q)
+    ring = np.exp(-q / 3.2) - body
+    return (d.contrast[j] * body + d.ring[j] * ring).astype(np.float32), x0, y0
+
+
 def _debris_patch(x: float, y: float, radius: float, blur: float, contrast: float) -> tuple[np.ndarray, int, int]:
     pad = int(np.ceil(radius + 3 * (blur + 1.5))) + 2
     x0, y0 = int(np.floor(x)) - pad, int(np.floor(y)) - pad
@@ -181,6 +313,8 @@ def _to_cv(pts: np.ndarray) -> np.ndarray:
 def render_noise_free(scene: Scene, i: int, geometry: Geometry | None = None) -> np.ndarray:
     """Frame ``i`` before gain and noise, ``(H, W) float32`` gray levels."""
     g = frame_geometry(scene, i) if geometry is None else geometry
+    if scene.look == "visem":
+        return _render_visem(scene, i, g)
     p, s = scene.preset, scene.um_per_px
     acc = np.zeros((scene.height, scene.width), np.float32)
     tails = np.zeros((scene.height, scene.width), np.uint8)
@@ -211,6 +345,94 @@ def render_noise_free(scene: Scene, i: int, geometry: Geometry | None = None) ->
     acc -= tails.astype(np.float32) * (p.tail_contrast / 255.0)
     acc += background(scene)
     return acc
+
+
+def _render_visem(scene: Scene, i: int, g: Geometry) -> np.ndarray:
+    """``visem`` look frame ``i`` before gain and noise (see :func:`render_noise_free`)."""
+    p, s, lk = scene.preset, scene.um_per_px, scene.look_params
+    H, W = scene.height, scene.width
+    acc = np.zeros((H, W), np.float32)
+    tails = np.zeros((H, W), np.uint8)
+    split = int(0.6 * (morph.TAIL_POINTS - 1))
+    fills = morph.inset_polygon(g.heads, morph.FILL_INSET / SUPERSAMPLE)
+    reach = 8.0 / s + 2.5 * VISEM_GLOW_SIGMAS_PX[1] + 3.0
+    for k in range(len(g.rows)):
+        r, mem = g.rows[k], g.member[k]
+        cell = scene.cells[r] if mem < 0 else scene.cells[r].members[mem][2]
+        lo, hi = g.heads[k].min(0), g.heads[k].max(0)
+        if hi[0] > -reach and lo[0] < W + reach and hi[1] > -reach and lo[1] < H + reach:
+            patch, x0, y0 = _visem_head_patch(g.heads[k], fills[k], g.midpieces[k], s, cell, p, lk.glow)
+            _add_patch(acc, patch, x0, y0)
+        level = 255.0 * min(cell.contrast, 1.0) / (1.0 + cell.defocus_px)
+        tp = _to_cv(g.tails[k])
+        # real tails fade out: visible over 20-50 px, the distal part barely
+        n = morph.TAIL_POINTS - 1
+        for a, b, f in ((0, int(0.35 * n), 1.0), (int(0.35 * n), int(0.6 * n), 0.6), (int(0.6 * n), n, 0.25)):
+            cv2.polylines(tails, [tp[a:b + 1]], False, int(f * level), 1, cv2.LINE_AA, _SHIFT)
+    d = scene.debris
+    if len(d.radius_px):
+        xy = d.pos_px[:, i]
+        m = d.radius_px + 10
+        vis = np.flatnonzero((xy[:, 0] > -m) & (xy[:, 0] < W + m) & (xy[:, 1] > -m) & (xy[:, 1] < H + m))
+        for j in vis:
+            patch, x0, y0 = _debris_patch(xy[j, 0], xy[j, 1], min(d.radius_px[j], 2.5), d.blur_px[j], d.contrast[j])
+            _add_patch(acc, patch, x0, y0)
+    dis = scene.distractors
+    oof_tails = None
+    if dis is not None and len(dis.kind):
+        xy = dis.pos_px[:, i]
+        m = dis.radius + dis.tail_px + 12
+        vis = np.flatnonzero((xy[:, 0] > -m) & (xy[:, 0] < W + m) & (xy[:, 1] > -m) & (xy[:, 1] < H + m))
+        for j in vis:
+            patch, x0, y0 = _distractor_patch(dis, j, xy[j, 0], xy[j, 1])
+            _add_patch(acc, patch, x0, y0)
+            if dis.tail_px[j] > 0:
+                if oof_tails is None:
+                    oof_tails = np.zeros((H, W), np.uint8)
+                # a faint, gently curved tail trailing from the blob
+                tt = np.linspace(0.0, 1.0, 8)
+                ang = dis.heading[j] + 0.35 * np.sin(2.0 * tt + 0.05 * i + j)
+                dirs = np.stack([np.cos(ang), np.sin(ang)], -1)
+                pts = xy[j] + dirs * (dis.radius[j] + tt[:, None] * dis.tail_px[j])
+                cv2.polylines(oof_tails, [_to_cv(pts)], False, int(25.5 * dis.tail_contrast[j]), 1, cv2.LINE_AA,
+                              _SHIFT)
+    tl = cv2.GaussianBlur(tails.astype(np.float32), (0, 0), 0.6)
+    acc -= tl * (p.tail_contrast * 1.6 / 255.0)
+    if oof_tails is not None:
+        acc -= cv2.GaussianBlur(oof_tails.astype(np.float32), (0, 0), 1.3) * (1.0 / 25.5 * 2.0)
+    acc += background(scene)
+    return acc
+
+
+def _chroma_mottle(scene: Scene) -> np.ndarray:
+    """Static blotchy colour noise of the camera (blue <-> red), cached per scene."""
+    cached = getattr(scene, "_chroma", None)
+    if cached is None:
+        rng = frame_rng(scene, 10**9 + 1)
+        cached = (2.0 * _smooth_field(rng, scene.height, scene.width, 2.5)).astype(np.float32)
+        scene._chroma = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def colorize(scene: Scene, gray: np.ndarray) -> np.ndarray:
+    """BGR ``uint8`` of a ``visem``-look gray frame: a slight cyan / magenta fringe and tint.
+
+    Real VISEM frames come from a colour camera: bright heads are white with a violet-magenta
+    rim, the background is slightly warm. The fringe added here leaves the BT.601 luma of the
+    frame (what gray readers see) nearly unchanged.
+    """
+    g = gray.astype(np.float32)
+    f = scene.look_params.fringe if scene.look_params is not None else 1.0
+    out = cv2.GaussianBlur(g, (0, 0), 1.5) - g
+    rim = np.clip(out, 0.0, None) * np.float32(1.6 * f)
+    cyan = np.clip(-out, 0.0, None) * np.float32(0.35 * f)
+    mottle = _chroma_mottle(scene)
+    # luma-neutral directions: violet-magenta (+B, -G, +R) on the outer rim, cyan (+B, +G, -R)
+    # inside bright edges, and a faint static blue / red mottle of the background
+    b = g + 0.9 * rim + 0.6 * cyan - 2.0 + mottle
+    gg = g - 0.353 * rim + 0.2 * cyan
+    r = g + 0.35 * rim - 0.62 * cyan + 3.0 - 0.38 * mottle
+    return np.clip(np.rint(np.stack([b, gg, r], -1)), 0, 255).astype(np.uint8)
 
 
 def frame_rng(scene: Scene, i: int) -> np.random.Generator:

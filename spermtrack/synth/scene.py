@@ -33,8 +33,8 @@ import pandas as pd
 from spermtrack.errors import ParameterError
 from spermtrack.synth import motion, morph
 from spermtrack.synth.motion import CellParams, Paths
-from spermtrack.synth.presets import (CIRCLING_SHARE, DEFAULT_MIX, MIX_CONCENTRATION, POPULATIONS,
-                                      Difficulty, get_preset)
+from spermtrack.synth.presets import (CIRCLING_SHARE, DEFAULT_LOOK, DEFAULT_MIX, MIX_CONCENTRATION, POPULATIONS,
+                                      Difficulty, VisemLook, check_look, get_preset, get_visem_look)
 from spermtrack.types import check_positive, make_tracks
 
 #: Margin added on each side of the head outline to make a label box (um).
@@ -53,6 +53,29 @@ class Debris:
     radius_px: np.ndarray
     contrast: np.ndarray
     blur_px: np.ndarray
+
+
+@dataclass
+class Distractors:
+    """Unlabelled moving objects of the ``visem`` look (never in labels or truth).
+
+    ``kind``: 0 out-of-focus sperm (grey or dark blob, most with a faint tail), 1 round bright
+    blob without a tail (impurity), 2 large round cell. Positions ``(m, T, 2)`` px; ``heading``
+    (m,) the direction the tail trails from (rad); ``radius`` px; ``contrast`` signed body
+    contrast; ``ring`` contrast of the bright (positive) or dark ring around the body; ``blur``
+    px; ``tail_px`` tail length (0: none); ``tail_contrast`` (darkness of the tail).
+    """
+
+    kind: np.ndarray
+    pos_px: np.ndarray
+    heading: np.ndarray
+    radius: np.ndarray
+    contrast: np.ndarray
+    ring: np.ndarray
+    blur: np.ndarray
+    tail_px: np.ndarray
+    tail_contrast: np.ndarray
+    elong: np.ndarray
 
 
 @dataclass
@@ -78,6 +101,10 @@ class Scene:
     gain: np.ndarray
     render_entropy: tuple[int, ...]
     mix: dict = field(default_factory=dict)
+    look: str = "classic"
+    look_params: VisemLook | None = None
+    distractors: Distractors | None = None
+    box_margin_um: float = BOX_MARGIN_UM
 
     @property
     def n_tracks(self) -> int:
@@ -115,7 +142,7 @@ def validate_params(*, seconds, fps, cells, um_per_px, width, height, hyperactiv
 def simulate_cells(*, seconds: float = 2.0, fps: float = 50.0, cells: float = 20, um_per_px: float = 0.5,
                    seed=0, difficulty: str = "medium", width: int = 640, height: int = 480,
                    hyperactivated: float = 0.0, mix: dict[str, float] | None = None,
-                   video_id: str = "0") -> Scene:
+                   video_id: str = "0", look: str = DEFAULT_LOOK) -> Scene:
     """Simulate one video's objects and truth in memory (nothing is rendered or written).
 
     Args:
@@ -130,10 +157,15 @@ def simulate_cells(*, seconds: float = 2.0, fps: float = 50.0, cells: float = 20
         mix: WHO shares ``{"rapid_progressive", "slow_progressive", "non_progressive",
             "immotile"}`` used exactly; default: drawn per video around 35/15/20/30 %.
         video_id: id used in the string track ids.
+        look: ``visem`` (default: like real VISEM-Tracking frames, with unlabelled debris,
+            out-of-focus cells, bright blobs and large round cells; near-square label boxes
+            ~24x22 px including the glow) or ``classic`` (the original look, bit-for-bit).
+            The cells' motion and shapes are the same for both looks at the same seed.
     """
+    look = check_look(look)
     p = validate_params(seconds=seconds, fps=fps, cells=cells, um_per_px=um_per_px, width=width,
                         height=height, hyperactivated=hyperactivated)
-    preset = get_preset(difficulty)
+    preset = get_preset(difficulty, look)
     ss = _seed_sequence(seed)
     ss_motion, ss_render = ss.spawn(2)
     rng = np.random.default_rng(ss_motion)
@@ -173,11 +205,23 @@ def simulate_cells(*, seconds: float = 2.0, fps: float = 50.0, cells: float = 20
     track_of = _assign_tracks(in_view)
     debris = _debris(preset, W, H, s, T, fps, rng)
     gain = 1.0 + preset.flicker * rng.standard_normal(T)
+    look_params, distractors, margin = None, None, BOX_MARGIN_UM
+    params = {**p, "seed": ss.entropy, "difficulty": preset.name, "mix": mix, "look": look}
+    if look == "visem":
+        # a third stream (what ss.spawn would give next), so cells stay those of the classic look
+        rng_look = np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 2)))
+        look_params = get_visem_look(preset.name)
+        margin = float(rng_look.uniform(*look_params.box_margin_um))
+        params["background_level"] = float(rng_look.uniform(*look_params.background_range))
+        distractors = _distractors(look_params, W, H, s, T, fps, rng_look)
+        params["box_margin_um"] = margin
+        params["visem_look"] = look_params.to_dict()
     scene = Scene(video_id=str(video_id), width=W, height=H, fps=fps, n_frames=T, um_per_px=s,
-                  preset=preset, params={**p, "seed": ss.entropy, "difficulty": preset.name, "mix": mix},
+                  preset=preset, params=params,
                   cells=all_cells, paths=paths, head_px=head_px, in_view=in_view, track_of=track_of,
                   boxes=pd.DataFrame(), truth=pd.DataFrame(), debris=debris, gain=gain,
-                  render_entropy=(int(ss_render.entropy), *ss_render.spawn_key), mix=shares)
+                  render_entropy=(int(ss_render.entropy), *ss_render.spawn_key), mix=shares,
+                  look=look, look_params=look_params, distractors=distractors, box_margin_um=margin)
     scene.boxes = label_boxes(scene)
     from spermtrack.synth.truth import truth_table
 
@@ -254,6 +298,53 @@ def _debris(preset: Difficulty, W: int, H: int, s: float, T: int, fps: float,
     return Debris(pos, rng.uniform(0.5, 3.0, m) / s, contrast, rng.uniform(0.3, 1.2, m))
 
 
+def _distractors(lk: VisemLook, W: int, H: int, s: float, T: int, fps: float,
+                 rng: np.random.Generator) -> Distractors:
+    """Unlabelled out-of-focus sperm, bright blobs and large round cells (``visem`` look).
+
+    They live on a torus 40 px larger than the frame on each side, so their density stays
+    steady however long the video; out-of-focus sperm swim slowly (0-25 um/s) along their
+    heading with a small wobble, blobs and large cells drift (0-2 um/s) with Brownian jitter.
+    """
+    area = W * H / (640.0 * 480.0)
+    pad = 40.0
+    n_oof = int(rng.poisson(lk.oof_cells * area * (W + 2 * pad) * (H + 2 * pad) / (W * H)))
+    n_blob = int(rng.poisson(lk.bright_blobs * area))
+    n_big = int(rng.integers(lk.large_cells[0], lk.large_cells[1] + 1)) if lk.large_cells[1] > 0 else 0
+    m = n_oof + n_blob + n_big
+    kind = np.repeat(np.array([0, 1, 2]), [n_oof, n_blob, n_big])
+    t = np.arange(T) / fps
+    heading = rng.uniform(0, 2 * np.pi, m)
+    speed = np.where(kind == 0, rng.uniform(0.0, 25.0, m) * (rng.random(m) < 0.6), rng.uniform(0.0, 2.0, m))
+    drift = rng.uniform(0, 2 * np.pi, m)
+    direction = np.where(kind == 0, heading + np.pi, drift)  # sperm swim head first (tail trails)
+    vel = np.stack([np.cos(direction), np.sin(direction)], -1) * speed[:, None] / s
+    x0 = rng.uniform(-pad, W + pad, m)
+    y0 = rng.uniform(-pad, H + pad, m)
+    brown = np.cumsum(rng.standard_normal((m, T, 2)) * np.sqrt(2 * 0.01 / fps), axis=1) / s
+    pos = np.stack([x0, y0], -1)[:, None, :] + vel[:, None, :] * t[None, :, None] + brown
+    pos[..., 0] = np.mod(pos[..., 0] + pad, W + 2 * pad) - pad
+    pos[..., 1] = np.mod(pos[..., 1] + pad, H + 2 * pad) - pad
+    radius = np.select([kind == 0, kind == 1], [rng.uniform(2.5, 4.5, m), rng.uniform(1.5, 3.5, m)],
+                       rng.uniform(7.0, 16.0, m))
+    # out-of-focus heads: 70 % dark, 30 % grey (faintly brighter than the background)
+    dark = rng.random(m) < 0.7
+    contrast = np.select(
+        [kind == 0, kind == 1],
+        [np.where(dark, -rng.uniform(12.0, 55.0, m), rng.uniform(10.0, 50.0, m)), rng.uniform(25.0, 160.0, m)],
+        -rng.uniform(10.0, 45.0, m))
+    # dark out-of-focus bodies often sit in a bright phase halo
+    ring = np.select([kind == 0, kind == 1], [np.where(dark, rng.uniform(0.0, 35.0, m), rng.uniform(0.0, 10.0, m)),
+                                              -rng.uniform(5.0, 20.0, m)],
+                     rng.uniform(15.0, 40.0, m))
+    blur = np.select([kind == 0, kind == 1], [rng.uniform(1.0, 2.5, m), rng.uniform(0.4, 0.9, m)],
+                     rng.uniform(0.8, 1.5, m))
+    tail = np.where((kind == 0) & (rng.random(m) < 0.75), rng.uniform(15.0, 45.0, m), 0.0)
+    return Distractors(kind=kind, pos_px=pos, heading=heading, radius=radius, contrast=contrast, ring=ring,
+                       blur=blur, tail_px=tail, tail_contrast=rng.uniform(4.0, 12.0, m),
+                       elong=np.where(kind == 0, rng.uniform(1.2, 1.6, m), rng.uniform(1.0, 1.15, m)))
+
+
 def object_extent_px(cell: CellParams, angle: np.ndarray, s: float) -> np.ndarray:
     """Half-sizes ``(m, 2)`` of the head outline(s) rotated by ``angle`` (m,), px, no margin."""
     if cell.members:
@@ -269,11 +360,17 @@ def label_boxes(scene: Scene) -> pd.DataFrame:
     """The ``Tracks`` table of every (track, frame) in view: clipped boxes, px, ``conf = 1``."""
     W, H, s = scene.width, scene.height, scene.um_per_px
     rows = []
-    margin = BOX_MARGIN_UM / s
+    margin = scene.box_margin_um / s
+    square = scene.look == "visem"
     for row in np.flatnonzero(scene.track_of >= 0):
         frames = np.flatnonzero(scene.in_view[row])
         cell = scene.cells[row]
-        half = object_extent_px(cell, scene.paths.angle[row, frames], s) + margin
+        ext = object_extent_px(cell, scene.paths.angle[row, frames], s)
+        if square and not cell.members:
+            # VISEM annotators draw near-square boxes around the head and its glow whatever the
+            # head's orientation: halfway between the rotated extent and its larger side
+            ext = 0.5 * (ext + ext.max(axis=1, keepdims=True))
+        half = ext + margin
         xy = scene.head_px[row, frames]
         left = np.maximum(xy[:, 0] - half[:, 0], 0.0)
         right = np.minimum(xy[:, 0] + half[:, 0], float(W))

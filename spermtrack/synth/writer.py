@@ -3,7 +3,7 @@
 Layout (VISEM_FORMAT.md plus ``gt/``)::
 
     ROOT/Train/<vid>/<vid>.mp4
-                    images/<vid>_frame_<n>.jpg              (JPEG quality 95; optional)
+                    images/<vid>_frame_<n>.jpg              (JPEG quality 95; optional; colour in the visem look)
                     labels/<vid>_frame_<n>.txt              `class cx cy w h`, 6 decimals
                     labels_ftid/<vid>_frame_<n>_with_ftid.txt   `track_uid class cx cy w h`
                     gt/gt.txt            MOTChallenge, 1-based frames, ids = dense track_id (0..K-1)
@@ -34,13 +34,14 @@ import spermtrack
 from spermtrack.errors import ParameterError
 from spermtrack.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic
 from spermtrack.synth import masks as masks_mod
-from spermtrack.synth.render import frame_boxes, frame_geometry, render_frame
-from spermtrack.synth.scene import BOX_MARGIN_UM, Scene
+from spermtrack.synth.render import colorize, frame_boxes, frame_geometry, render_frame
+from spermtrack.synth.scene import Scene
 from spermtrack.types import CLASS_NAMES
 
 #: Version of the generator's model and output format (bump when truth or layout changes).
 SYNTH_VERSION = "1"
 GENERATOR = "spermtrack.synth"
+#: JPEG quality of images/ (the real VISEM-Tracking JPEGs' quantisation tables are those of quality 95).
 JPEG_QUALITY = 95
 #: x264 speed preset of the mp4 (ignored by other encoders).
 X264_PRESET = "veryfast"
@@ -109,6 +110,9 @@ def write_video_folder(scene: Scene, root: str | os.PathLike, *, write_images: b
             for i in range(scene.n_frames):
                 geom = frame_geometry(scene, i)
                 img = render_frame(scene, i, geom)
+                if scene.look == "visem":
+                    # colour camera: slight cyan / magenta fringe (luma is the gray frame)
+                    img = colorize(scene, img)
                 vw.write(img)
                 if write_images:
                     cv2.imwrite(str(tmp / "images" / f"{vid}_frame_{i}.jpg"), img,
@@ -161,7 +165,9 @@ def _meta(scene: Scene, codec: str, write_images: bool, mask_every: int, extra: 
         "population_shares": {k: float(v) for k, v in scene.mix.items()},
         "seed_entropy": scene.render_entropy, "class_names": {str(k): v for k, v in CLASS_NAMES.items()},
         "codec": codec, "images_written": write_images, "mask_every": mask_every,
-        "box_margin_um": BOX_MARGIN_UM, "n_tracks": int(len(tr)),
+        "box_margin_um": scene.box_margin_um, "n_tracks": int(len(tr)), "look": scene.look,
+        "box_rule": ("near-square: half-size = (rotated head extent + its larger side) / 2 + box_margin_um"
+                     if scene.look == "visem" else "head outline extent + box_margin_um"),
         "grades": {str(k): int(v) for k, v in sperm["grade"].value_counts().items()},
         "conventions": {
             "frames": "0-based in file names and tables; 1-based in gt/gt.txt (MOTChallenge)",
