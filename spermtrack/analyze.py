@@ -79,7 +79,9 @@ def check_config(cfg: Config) -> Config:
                   "float": isinstance(v, (int, float)) and not isinstance(v, bool),
                   "bool": isinstance(v, bool), "str": isinstance(v, str),
                   "str | None": v is None or isinstance(v, str),
-                  "int | None": v is None or (isinstance(v, int) and not isinstance(v, bool))}.get(want, True)
+                  "int | None": v is None or (isinstance(v, int) and not isinstance(v, bool)),
+                  "float | None": v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                  }.get(want, True)
             if not ok:
                 raise ParameterError(f"config {section.name}.{f.name}={v!r} must be of type {want}")
     from spermtrack.kinematics import get_preset
@@ -89,6 +91,8 @@ def check_config(cfg: Config) -> Config:
         raise ParameterError(f"config kinematics.aggregate={cfg.kinematics.aggregate!r} must be 'track' or 'window'")
     if cfg.detect.detector not in ("blob", "yolo"):
         raise ParameterError(f"config detect.detector={cfg.detect.detector!r} must be 'blob' or 'yolo'")
+    if cfg.detect.polarity not in ("auto", "bright", "dark"):
+        raise ParameterError(f"config detect.polarity={cfg.detect.polarity!r} must be 'auto', 'bright' or 'dark'")
     check_positive("kinematics.min_duration_s", cfg.kinematics.min_duration_s, 0.0, 3600.0)
     check_positive("kinematics.aggregate_window_s", cfg.kinematics.aggregate_window_s, 0.01, 3600.0)
     check_positive("video.chunk_frames", cfg.video.chunk_frames, 1, 4096)
@@ -114,7 +118,8 @@ def _make_detector(cfg: Config):
 
     d, e = cfg.detect, cfg.enhance
     if d.detector == "blob":
-        return make_detector("blob", enhance=e.enabled, window_px=e.window_px, scale_floor=e.scale_floor)
+        return make_detector("blob", enhance=e.enabled, polarity=d.polarity, classifier=d.classifier,
+                             score_threshold=d.threshold_z, head_length_px=d.head_length_px)
     if d.weights and not Path(d.weights).is_file():
         raise InputFileError(d.weights, "detector weights not found")
     return make_detector("yolo", weights=d.weights, enhance=e.enabled, tile_px=d.tile_px,
@@ -279,14 +284,17 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
     # clusters (and other non-sperm classes) are tracked and exported, never graded as cells
     tracks, n_other = sperm_only(all_tracks)
     if n_other:
-        warnings.append(f"{n_other} cluster track(s) kept in tracks.csv but not graded (WHO counts single cells)")
+        warnings.append(f"{n_other} cluster / other (non-sperm) track(s) kept in tracks.csv but not graded "
+                        f"(WHO counts single sperm cells)")
 
+    det_cal = detector.calibration_record() if hasattr(detector, "calibration_record") else None
     t0 = time.perf_counter()
     if len(tracks):
         scale, scale_source, scale_info = _scale(tracks, um_per_px, detector, str(video), echo)
     elif um_per_px is None or str(um_per_px).strip().lower() == "estimate":
+        why = "; ".join((det_cal or {}).get("warnings", [])) or "check the video and the detector"
         raise InputFileError(video, "no sperm head was detected, so um_per_px cannot be estimated "
-                                    "(and there is nothing to grade); check the video and the detector")
+                                    f"(and there is nothing to grade): {why}")
     else:
         scale, scale_source, scale_info = float(um_per_px), "user", None
     if scale_info is not None:
@@ -301,6 +309,17 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
         warnings.append(f"only {summary.n_graded} graded tracks; WHO asks for at least 200 cells "
                         f"(analyse more fields or a longer recording)")
     t_kin = time.perf_counter() - t0
+
+    from spermtrack.plausibility import plausibility_warnings
+
+    for w in (det_cal or {}).get("warnings", []):
+        warnings.append(f"detector: {w}")
+        echo(f"warning: {video.name}: detector: {w}")
+    for w in plausibility_warnings(n_frames=res.n_frames, fps=fps_used, n_detections=res.n_sperm_detections,
+                                   tracks=tracks, metrics=metrics, um_per_px=scale, um_per_px_source=scale_source,
+                                   calibration=det_cal, min_duration_s=k.min_duration_s):
+        warnings.append(w)
+        echo(f"warning: {video.name}: {w}")
 
     t0 = time.perf_counter()
     morph, crop_set = run_morphology(video, tracks, metrics, um_per_px=scale, config=cfg, user_fps=fps,
@@ -349,7 +368,8 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
             metrics, fps=fps_used, fps_source=res.meta.fps_source, um_per_px=scale, um_per_px_source=scale_source,
             scale_estimate=scale_info, preset=k.preset, aggregate=k.aggregate,
             aggregate_window_s=k.aggregate_window_s, min_duration_s=k.min_duration_s),
-        "counts": {"n_detections": res.n_detections, "n_online_tracks": int(res.tracks["track_id"].nunique()) if len(res.tracks) else 0,
+        "detector_calibration": det_cal,
+        "counts": {"n_detections": res.n_detections, "n_sperm_detections": res.n_sperm_detections, "n_online_tracks": int(res.tracks["track_id"].nunique()) if len(res.tracks) else 0,
                    "n_tracks": int(len(metrics)), "n_cluster_tracks": n_other, "n_graded": summary.n_graded,
                    "n_interpolated_rows": int(tracks["interpolated"].sum()) if len(tracks) else 0,
                    "n_embeddings_computed": res.n_embeddings},

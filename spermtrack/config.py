@@ -38,7 +38,18 @@ class EnhanceConfig:
 
 @dataclass(frozen=True)
 class DetectConfig:
+    """Detection. ``polarity``: ``auto`` (decided per video from the candidates), ``bright``
+    (phase contrast) or ``dark`` heads (bright field). ``classifier``: the sperm-vs-impurity
+    classifier of the blob detector (``"default"``: the weights shipped in the package; a path
+    from ``spermtrack train classifier``; None: off). ``threshold_z``: a fixed blob operating
+    point (background spreads); None calibrates it on the video. ``head_length_px``: the head core
+    length; None estimates it."""
+
     detector: str = "blob"
+    polarity: str = "auto"
+    classifier: str | None = "default"
+    threshold_z: float | None = None
+    head_length_px: float | None = None
     weights: str | None = None
     conf_threshold: float = 0.25
     tile_px: int = 320

@@ -13,7 +13,7 @@ from spermtrack.errors import ParameterError, SpermtrackError
 def build_config(config_path: Path | None, *, detector: str | None = None, weights: Path | None = None,
                  reid_weights: Path | None = None, segmenter: str | None = None,
                  segmenter_weights: Path | None = None, preset: str | None = None, aggregate: str | None = None,
-                 no_video: bool = False):
+                 no_video: bool = False, polarity: str | None = None):
     """The run's :class:`~spermtrack.config.Config`: the file's (or the defaults), then the options."""
     from spermtrack.analyze import check_config
     from spermtrack.config import Config
@@ -35,6 +35,8 @@ def build_config(config_path: Path | None, *, detector: str | None = None, weigh
         cfg = cfg.replace("kinematics", aggregate=aggregate)
     if no_video:
         cfg = cfg.replace("report", annotated_video=False)
+    if polarity is not None:
+        cfg = cfg.replace("detect", polarity=polarity)
     if cfg.detect.detector == "yolo" and not cfg.detect.weights:
         raise ParameterError("--detector yolo needs --weights W.pt (train one with `spermtrack train detector`)")
     return check_config(cfg)
@@ -83,6 +85,9 @@ _COMMON = [
                  help="JSON configuration (the 'config' block of a summary.json works)."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
     click.option("--debug", "_debug", is_flag=True, hidden=True, help="Show tracebacks (same as spermtrack --debug)."),
+    click.option("--polarity", type=click.Choice(["auto", "bright", "dark"]), default=None,
+                 help="Head polarity: bright (phase contrast), dark (bright field) or auto (default: decided "
+                      "per video from the candidates; the choice is in summary.json detector_calibration)."),
 ]
 
 
@@ -97,14 +102,14 @@ def _common(f):
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output root; one folder per video.")
 @_common
 def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmenter, segmenter_weights, preset,
-            aggregate, no_video, config_path, quiet, _debug) -> None:
+            aggregate, no_video, config_path, quiet, _debug, polarity) -> None:
     """Analyse VIDEO(s): tracks, CASA kinematics, WHO grades, morphology, plots and an HTML report
     in OUT/<video stem>/. A failing video is reported and the others are still analysed."""
     from spermtrack.analyze import analyze_video
 
     cfg = build_config(config_path, detector=detector, weights=weights, reid_weights=reid_weights,
                        segmenter=segmenter, segmenter_weights=segmenter_weights, preset=preset,
-                       aggregate=aggregate, no_video=no_video)
+                       aggregate=aggregate, no_video=no_video, polarity=polarity)
     vids = list(dict.fromkeys(Path(v) for v in videos))
     dirs = unique_out_dirs(vids, out)
     failed = []

@@ -17,7 +17,7 @@ from spermtrack.errors import SpermtrackError
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @_common
 def batch(videos, out, workers, scheduler, fps, um_per_px, detector, weights, reid_weights, segmenter,
-          segmenter_weights, preset, aggregate, no_video, config_path, quiet, _debug) -> None:
+          segmenter_weights, preset, aggregate, no_video, config_path, quiet, _debug, polarity) -> None:
     """Analyse many VIDEOS in parallel into OUT/<stem>/ and OUT/batch_summary.csv.
 
     Finished videos are skipped (rerun after an interruption to resume); a failing video is
@@ -29,7 +29,7 @@ def batch(videos, out, workers, scheduler, fps, um_per_px, detector, weights, re
         raise SpermtrackError("give --workers (local cluster) or --scheduler (existing cluster), not both")
     cfg = build_config(config_path, detector=detector, weights=weights, reid_weights=reid_weights,
                        segmenter=segmenter, segmenter_weights=segmenter_weights, preset=preset,
-                       aggregate=aggregate, no_video=no_video)
+                       aggregate=aggregate, no_video=no_video, polarity=polarity)
     missing = [v for v in videos if not Path(v).is_file()]
     for v in missing:
         click.echo(f"spermtrack: error: {v}: video file not found", err=True)

@@ -132,7 +132,7 @@ def to_markdown(df: pd.DataFrame) -> str:
                    "default: the shared copy when present.")
 @_common
 def visem(root, out, split, clinical, fps, um_per_px, detector, weights, reid_weights, segmenter, segmenter_weights,
-          preset, aggregate, no_video, config_path, quiet, _debug) -> None:
+          preset, aggregate, no_video, config_path, quiet, _debug, polarity) -> None:
     """Analyse and evaluate every video of a VISEM-Tracking copy (or of `spermtrack synth` output)."""
     from spermtrack.analyze import analyze_video
     from spermtrack.io.atomic import write_csv_atomic, write_text_atomic
@@ -140,7 +140,7 @@ def visem(root, out, split, clinical, fps, um_per_px, detector, weights, reid_we
 
     cfg = build_config(config_path, detector=detector, weights=weights, reid_weights=reid_weights,
                        segmenter=segmenter, segmenter_weights=segmenter_weights, preset=preset,
-                       aggregate=aggregate, no_video=no_video)
+                       aggregate=aggregate, no_video=no_video, polarity=polarity)
     clin_path = clinical or (DEFAULT_CLINICAL if DEFAULT_CLINICAL.is_file() else None)
     table = read_clinical(clin_path) if clin_path is not None else {}
     folders = list_video_folders(root, split)

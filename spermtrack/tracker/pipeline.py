@@ -52,7 +52,8 @@ class StreamResult:
         tracks: raw online tracks (Tracks table: measured boxes of confirmed tracks).
         meta: the video's :class:`~spermtrack.types.VideoMeta` (fps and its source).
         n_frames: frames decoded and analysed.
-        n_detections: detections over all frames.
+        n_detections: detections over all frames (every class).
+        n_sperm_detections: detections of class 0 (sperm heads).
         n_embeddings: ReID embeddings computed on demand (0 without ReID).
         decode_error: message of the decode failure of a truncated file, else None.
         times: per-stage wall times; ``total_s`` is the whole pass.
@@ -64,6 +65,7 @@ class StreamResult:
     meta: VideoMeta
     n_frames: int
     n_detections: int
+    n_sperm_detections: int = 0
     n_embeddings: int = 0
     decode_error: str | None = None
     times: StageTimes = field(default_factory=StageTimes)
@@ -92,6 +94,7 @@ class _ChunkSource:
         self.preview: np.ndarray | None = None
         self.n_decoded = 0
         self.n_detections = 0
+        self.n_sperm_detections = 0
         self.decode_error: str | None = None
         self.exhausted = False
 
@@ -116,6 +119,7 @@ class _ChunkSource:
             self.preview = chunk.frames[0].copy()
         self.n_decoded = chunk.stop
         self.n_detections += sum(len(d) for d in self._dets)
+        self.n_sperm_detections += sum(int((d.cls == 0).sum()) for d in self._dets)
         if self._progress is not None:
             self._progress(self.n_decoded, self._total, time.perf_counter() - self._t0)
         return True
@@ -168,6 +172,8 @@ def stream_video(video: str | Path, *, detector, fps: float | None = None, chunk
 
     t_start = time.perf_counter()
     times = StageTimes()
+    if hasattr(detector, "reset"):  # a self-calibrating detector calibrates anew on every video
+        detector.reset()
     reader = VideoReader(video, chunk_frames=chunk_frames, fps=fps)
     meta = meta or reader.meta
     source = _ChunkSource(reader, detector, times, progress, meta.n_frames)
@@ -202,7 +208,8 @@ def stream_video(video: str | Path, *, detector, fps: float | None = None, chunk
     if len(tracks) and (tracks["frame"] >= n_used).any():
         tracks = tracks[tracks["frame"] < n_used].reset_index(drop=True)
     return StreamResult(tracks=tracks, meta=meta, n_frames=n_used, warnings=warnings, preview=source.preview,
-                        n_detections=source.n_detections, n_embeddings=tracker.n_embeddings_computed,
+                        n_detections=source.n_detections, n_sperm_detections=source.n_sperm_detections,
+                        n_embeddings=tracker.n_embeddings_computed,
                         decode_error=source.decode_error, times=times, total_s=total)
 
 

@@ -1,0 +1,381 @@
+r"""The detector's operating point, calibrated on the video itself (no noise model, no weights).
+
+A real phase-contrast frame has almost no sensor noise but a background full of small structure
+(debris dots, specks, out-of-focus cells, tails, halo rims); a bright-field frame has dark heads on
+a light background. A threshold in units of an assumed noise model means nothing on either. What
+does carry over from video to video is the *shape of the candidate distribution*: heads are the
+brightest compact objects in view, far above the background structure, so the peak contrasts of
+all candidates are bimodal. This module measures that distribution on frames of the video and
+places the operating point from it.
+
+Response (one frame, one polarity ``s = +1`` bright heads, ``-1`` dark heads)::
+
+    r(x) = s * (G_sigma * I)(x) - s * mu(x)          mu = HLDNBM location (local median, W px)
+    z(x) = r(x) / spread,    spread = 1.4826 * median |r|     (the frame's own background spread)
+
+Candidates are local maxima of ``z`` at least ``separation_px`` apart. Calibration (pooled over
+``n`` frames spread over the first chunk of the video):
+
+1. **Polarity** (``auto``): the polarity whose strongest candidates stand higher above their
+   background (99.9th percentile of candidate ``z``) is the heads' polarity; the ratio of the two
+   is recorded as the evidence. Phase-contrast heads are bright with a dark halo; bright-field
+   heads are dark.
+2. **Head size**: the half-maximum core of the strongest candidates (second moments, median over
+   up to 200) gives the head core length and width in px; ``sigma_px``, ``separation_px`` and the
+   background window scale with it (defaults are for an ~8.5 px core, VISEM at 400x).
+3. **Threshold**: ``log2 z`` of the candidates above ``floor_z`` is fitted by a two-component
+   Gaussian mixture (EM); the upper component's centre is the *head level* ``H`` (the typical
+   contrast of a head in this video). A head at a quarter of the typical head contrast (defocused,
+   tilted, partly out of the focal plane) is still a head: ``threshold = max(floor_z, H / 4)``.
+   When ``H`` is below ``min_head_level_z`` there is no head mode (a blank, flat or noise-only
+   video): the threshold is set above every candidate and a warning says so.
+
+Illumination drift: each later chunk re-estimates ``H`` on a few of its frames; the threshold
+follows when it moved by more than 25 %, and every change is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+#: head core length (px) the default scale parameters are written for (VISEM, 400x, ~0.5 um/px)
+REFERENCE_HEAD_PX = 8.5
+#: spread floor (gray levels): a flat or saturated frame must not divide by ~0
+MIN_SPREAD = 0.25
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Pixel scales of the detector, all derived from the head core length."""
+
+    head_length_px: float = REFERENCE_HEAD_PX
+
+    @property
+    def sigma_px(self) -> float:
+        return float(np.clip(1.5 * self.head_length_px / REFERENCE_HEAD_PX, 0.7, 6.0))
+
+    @property
+    def separation_px(self) -> float:
+        return float(np.clip(5.0 * self.head_length_px / REFERENCE_HEAD_PX, 2.5, 30.0))
+
+    @property
+    def window_px(self) -> int:
+        w = int(round(31 * self.head_length_px / REFERENCE_HEAD_PX))
+        w = int(np.clip(w, 11, 201))
+        return w if w % 2 else w + 1
+
+
+@dataclass
+class DetectorCalibration:
+    """What the detector chose for this video, and why (saved as ``detector_calibration``).
+
+    Attributes:
+        polarity: ``"bright"`` or ``"dark"`` heads.
+        polarity_source: ``"user"`` or ``"auto"``.
+        polarity_evidence: 99.9th percentile of candidate z per polarity, and their ratio.
+        head_length_px, head_width_px: half-maximum core of the strongest candidates (median).
+        head_size_source: ``"estimated"`` or ``"user"`` or ``"default"`` (too few strong candidates).
+        sigma_px, separation_px, window_px: the scales used.
+        floor_z, head_level_z, threshold_z: floor, head level H and operating point (z units).
+        threshold_rule: how the threshold was placed.
+        mixture: the two-component fit on log2 z (means, sds, weights; z units).
+        n_frames, n_candidates: what the calibration saw.
+        spread_gray: median background spread of the calibration frames (gray levels).
+        chunks: later re-estimates ``{"start_frame", "head_level_z", "threshold_z"}``.
+        warnings: notes (no head mode, ambiguous polarity, too few candidates).
+    """
+
+    polarity: str
+    polarity_source: str
+    polarity_evidence: dict
+    head_length_px: float
+    head_width_px: float
+    head_size_source: str
+    sigma_px: float
+    separation_px: float
+    window_px: int
+    floor_z: float
+    head_level_z: float
+    threshold_z: float
+    threshold_rule: str
+    mixture: dict
+    n_frames: int
+    n_candidates: int
+    spread_gray: float
+    chunks: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.polarity == "bright" else -1
+
+    @property
+    def scale(self) -> Scale:
+        return Scale(self.head_length_px)
+
+    @property
+    def has_heads(self) -> bool:
+        return np.isfinite(self.threshold_z)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["threshold_z"] = None if not np.isfinite(self.threshold_z) else round(float(self.threshold_z), 3)
+        for k in ("head_length_px", "head_width_px", "sigma_px", "separation_px", "head_level_z", "spread_gray"):
+            d[k] = round(float(d[k]), 3) if np.isfinite(d[k]) else None
+        return d
+
+
+def as_gray(frame: np.ndarray) -> np.ndarray:
+    a = np.asarray(frame)
+    if a.ndim == 3:
+        a = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def oriented(frame: np.ndarray, sign: int) -> np.ndarray:
+    """The gray frame with heads bright (dark-head videos are inverted)."""
+    g = as_gray(frame)
+    return g if sign > 0 else cv2.bitwise_not(g)
+
+
+def response(frame_bright: np.ndarray, scale: Scale, *, local_background: bool = True
+             ) -> tuple[np.ndarray, float]:
+    """``(z map float32, spread in gray levels)`` of a heads-bright uint8 frame (module doc).
+
+    ``local_background=False`` replaces the HLDNBM local median by the frame's global median.
+    """
+    g = frame_bright.astype(np.float32)
+    if local_background:
+        mu = cv2.medianBlur(frame_bright, scale.window_px).astype(np.float32)
+    else:
+        mu = np.float32(np.median(frame_bright))
+    r = cv2.GaussianBlur(g, (0, 0), scale.sigma_px, borderType=cv2.BORDER_REPLICATE) - mu
+    spread = max(float(1.4826 * np.median(np.abs(r))), MIN_SPREAD)
+    r /= np.float32(spread)
+    return r, spread
+
+
+def local_maxima(z: np.ndarray, separation_px: float, min_z: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` int arrays of local maxima of ``z`` above ``min_z``, at least
+    ``separation_px`` apart (the stronger of two close maxima is kept)."""
+    r = max(1, int(round(separation_px)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    dil = cv2.dilate(z, k)
+    y, x = np.nonzero((z >= dil) & (z > min_z))
+    if len(x) > 1:  # plateaus (saturated cores) give several equal maxima: keep one per plateau
+        from scipy.spatial import cKDTree
+
+        order = np.argsort(-z[y, x], kind="stable")
+        x, y = x[order], y[order]
+        pairs = cKDTree(np.c_[x, y]).query_pairs(separation_px, output_type="ndarray")
+        if len(pairs):
+            drop = np.zeros(len(x), bool)
+            for a, b in pairs[np.argsort(pairs.max(1))]:
+                i, j = min(a, b), max(a, b)
+                if not drop[i]:
+                    drop[j] = True
+            x, y = x[~drop], y[~drop]
+    return x.astype(np.int64), y.astype(np.int64)
+
+
+def two_component_fit(v: np.ndarray, iters: int = 200) -> dict:
+    """EM fit of a two-Gaussian mixture on 1-D ``v``; components sorted by mean."""
+    v = np.asarray(v, np.float64)
+    lo, hi = np.percentile(v, [30, 97])
+    mu = np.array([lo, hi])
+    sd = np.full(2, max(v.std() / 2, 0.05))
+    w = np.array([0.8, 0.2])
+    for _ in range(iters):
+        p = w / sd * np.exp(-0.5 * ((v[:, None] - mu) / sd) ** 2) + 1e-300
+        r = p / p.sum(1, keepdims=True)
+        n = r.sum(0) + 1e-12
+        w_new = n / n.sum()
+        mu_new = (r * v[:, None]).sum(0) / n
+        sd = np.sqrt((r * (v[:, None] - mu_new) ** 2).sum(0) / n) + 0.02
+        done = np.allclose(mu_new, mu, atol=1e-4) and np.allclose(w_new, w, atol=1e-4)
+        mu, w = mu_new, w_new
+        if done:
+            break
+    o = np.argsort(mu)
+    return {"mean": mu[o].tolist(), "sd": sd[o].tolist(), "weight": w[o].tolist()}
+
+
+def head_level(z_values: np.ndarray, floor_z: float) -> tuple[float, dict]:
+    """Typical head contrast H (z units) and the mixture it came from (log2 z of candidates
+    above ``floor_z``); NaN when there are fewer than 5 such candidates."""
+    v = np.log2(z_values[z_values >= floor_z])
+    if len(v) < 5:
+        return float("nan"), {}
+    fit = two_component_fit(v)
+    out = {"mean_z": [2 ** m for m in fit["mean"]], "sd_log2": fit["sd"], "weight": fit["weight"],
+           "n": int(len(v))}
+    return float(2 ** fit["mean"][1]), out
+
+
+def _core_size(frame_bright: np.ndarray, x: np.ndarray, y: np.ndarray, scale: Scale) -> tuple[float, float, int]:
+    """Median half-maximum core length and width (px) of the candidates at ``(x, y)``."""
+    g = cv2.GaussianBlur(frame_bright.astype(np.float32), (0, 0), 0.7)
+    mu = cv2.medianBlur(frame_bright, scale.window_px).astype(np.float32)
+    r = g - mu
+    half = int(np.ceil(2.5 * scale.head_length_px))
+    H, W = r.shape
+    lengths, widths = [], []
+    from scipy import ndimage
+
+    for xi, yi in zip(x, y):
+        x0, x1, y0, y1 = xi - half, xi + half + 1, yi - half, yi + half + 1
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            continue
+        win = r[y0:y1, x0:x1]
+        peak = win[half - 1:half + 2, half - 1:half + 2].max()
+        if peak <= 0:
+            continue
+        lab, _ = ndimage.label(win >= 0.5 * peak)
+        m = lab == lab[half, half]
+        if not m[half, half] or m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any():
+            continue  # the core touches the window edge: not an isolated compact blob
+        yy, xx = np.nonzero(m)
+        if len(xx) < 3:
+            continue
+        c = np.cov(np.c_[xx, yy].T) + np.eye(2) / 12
+        l2, l1 = np.linalg.eigvalsh(c)
+        lengths.append(4 * np.sqrt(l1))
+        widths.append(4 * np.sqrt(max(l2, 1e-6)))
+    if not lengths:
+        return float("nan"), float("nan"), 0
+    return float(np.median(lengths)), float(np.median(widths)), len(lengths)
+
+
+def _candidates_z(frames_bright, scale: Scale, local_background: bool, min_z: float):
+    zs, pts, spreads = [], [], []
+    for f in frames_bright:
+        z, spread = response(f, scale, local_background=local_background)
+        x, y = local_maxima(z, scale.separation_px, min_z)
+        zs.append(z[y, x])
+        pts.append((x, y))
+        spreads.append(spread)
+    return zs, pts, spreads
+
+
+def calibrate(frames, *, polarity: str = "auto", head_length_px: float | None = None, floor_z: float = 5.0,
+              head_ratio: float = 0.25, min_head_level_z: float = 12.0, n_frames: int = 16,
+              local_background: bool = True) -> DetectorCalibration:
+    """Calibrate the detector on frames of one video (module doc).
+
+    Args:
+        frames: ``(N, H, W)`` uint8 (or a list of frames); up to ``n_frames`` evenly spaced are used.
+        polarity: ``"auto"``, ``"bright"`` or ``"dark"``.
+        head_length_px: the user's head core length (px); None estimates it.
+        floor_z, head_ratio, min_head_level_z: the threshold rule (module doc).
+        local_background: HLDNBM local median (True) or one global median per frame.
+    """
+    if polarity not in ("auto", "bright", "dark"):
+        from spermtrack.errors import ParameterError
+
+        raise ParameterError(f"polarity={polarity!r}: use auto, bright or dark")
+    frames = list(frames)
+    if not frames:
+        from spermtrack.errors import ParameterError
+
+        raise ParameterError("the detector cannot calibrate on zero frames")
+    idx = np.unique(np.linspace(0, len(frames) - 1, min(n_frames, len(frames))).round().astype(int))
+    sample = [as_gray(frames[i]) for i in idx]
+    warnings: list[str] = []
+    scale = Scale(head_length_px or REFERENCE_HEAD_PX)
+
+    # 1. polarity
+    evidence: dict = {}
+    if polarity == "auto":
+        for name, sign in (("bright", 1), ("dark", -1)):
+            zs, _, _ = _candidates_z([oriented(f, sign) for f in sample], scale, local_background, 0.5)
+            allz = np.concatenate(zs)
+            evidence[f"{name}_p999_z"] = round(float(np.percentile(allz, 99.9)), 3) if len(allz) else 0.0
+        b, d = evidence["bright_p999_z"], evidence["dark_p999_z"]
+        evidence["ratio_bright_dark"] = round(b / d, 3) if d > 0 else float("inf")
+        chosen = "bright" if b >= d else "dark"
+        if max(b, d) > 0 and min(b, d) / max(b, d) > 0.8:
+            warnings.append(f"polarity is ambiguous (strongest candidates: bright {b:.1f}, dark {d:.1f} "
+                            f"background spreads); chose {chosen}: set --polarity if heads are the other way")
+        source = "auto"
+    else:
+        chosen, source = polarity, "user"
+    sign = 1 if chosen == "bright" else -1
+    bright = [oriented(f, sign) for f in sample]
+
+    # 2. head size (two passes: the first at the reference scale)
+    size_source = "user" if head_length_px else "default"
+    width = float("nan")
+    for _ in range(2 if not head_length_px else 1):
+        zs, pts, _ = _candidates_z(bright, scale, local_background, floor_z)
+        H, _ = head_level(np.concatenate(zs) if zs else np.zeros(0), floor_z)
+        if head_length_px or not np.isfinite(H):
+            break
+        xs, ys = [], []
+        for f, z, (x, y) in zip(bright, zs, pts):
+            strong = np.flatnonzero(z >= 0.5 * H)
+            strong = strong[np.argsort(-z[strong])][:max(1, 200 // len(bright))]
+            xs.append(x[strong])
+            ys.append(y[strong])
+        lengths = []
+        widths = []
+        for f, x, y in zip(bright, xs, ys):
+            length, w, n = _core_size(f, x, y, scale)
+            if n:
+                lengths += [length] * n
+                widths += [w] * n
+        if len(lengths) < 5:
+            warnings.append("too few strong, isolated candidates to measure the head size; the default "
+                            f"{REFERENCE_HEAD_PX} px core is assumed")
+            break
+        new_len = float(np.median(lengths))
+        width = float(np.median(widths))
+        size_source = "estimated"
+        if abs(np.log(new_len / scale.head_length_px)) < np.log(1.25):
+            scale = Scale(new_len)
+            break
+        scale = Scale(new_len)
+
+    # 3. threshold from the candidate distribution
+    zs, _, spreads = _candidates_z(bright, scale, local_background, 0.5)
+    allz = np.concatenate(zs) if zs else np.zeros(0)
+    H, mix = head_level(allz, floor_z)
+    if not np.isfinite(H) or H < min_head_level_z:
+        thr = float("inf")
+        rule = (f"no head mode: the strongest candidates (head level {H:.1f}) are not above "
+                f"{min_head_level_z} background spreads")
+        warnings.append("no calibration possible: nothing in view stands out from the background "
+                        "(blank, flat, out-of-focus or noise-only video?); zero detections")
+    else:
+        thr = max(floor_z, head_ratio * H)
+        rule = f"max(floor {floor_z}, {head_ratio:.3f} x head level {H:.1f})"
+    return DetectorCalibration(
+        polarity=chosen, polarity_source=source, polarity_evidence=evidence,
+        head_length_px=scale.head_length_px, head_width_px=width, head_size_source=size_source,
+        sigma_px=scale.sigma_px, separation_px=scale.separation_px, window_px=scale.window_px,
+        floor_z=floor_z, head_level_z=H, threshold_z=thr, threshold_rule=rule, mixture=mix,
+        n_frames=len(sample), n_candidates=int((allz >= floor_z).sum()),
+        spread_gray=float(np.median(spreads)) if spreads else float("nan"), warnings=warnings)
+
+
+def recalibrate_chunk(cal: DetectorCalibration, frames, start_frame: int, *, head_ratio: float = 0.25,
+                      min_head_level_z: float = 12.0, n_frames: int = 8, local_background: bool = True,
+                      tolerance: float = 1.5) -> None:
+    """Re-estimate the head level on a later chunk; move the threshold when it drifted."""
+    if not cal.has_heads or len(frames) == 0:
+        return
+    idx = np.unique(np.linspace(0, len(frames) - 1, min(n_frames, len(frames))).round().astype(int))
+    bright = [oriented(frames[i], cal.sign) for i in idx]
+    zs, _, _ = _candidates_z(bright, cal.scale, local_background, cal.floor_z)
+    H, _ = head_level(np.concatenate(zs), cal.floor_z)
+    if not np.isfinite(H) or H < min_head_level_z:
+        return
+    if abs(np.log(H / cal.head_level_z)) > np.log(tolerance):
+        cal.head_level_z = H
+        cal.threshold_z = max(cal.floor_z, head_ratio * H)
+        cal.chunks.append({"start_frame": int(start_frame), "head_level_z": round(H, 3),
+                           "threshold_z": round(cal.threshold_z, 3)})
