@@ -332,12 +332,24 @@ def write_results(path: Path, text: str) -> Path:
 
 
 def machine() -> str:
+    try:
+        load = "load average %.1f / %.1f / %.1f (1 / 5 / 15 min) when the results were written" % os.getloadavg()
+    except OSError:
+        load = "load average unknown"
     return (f"{platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
-            f"(shared with other jobs), Python {platform.python_version()}, {platform.platform()}")
+            f"(shared with other jobs; {load}), Python {platform.python_version()}, {platform.platform()}")
 
 
 def git_rev() -> str:
+    """The checkout's commit (and whether spermtrack/ has uncommitted changes), or where the
+    imported spermtrack package lives when it is not this checkout's."""
     import subprocess
+
+    import spermtrack
+
+    pkg = Path(spermtrack.__file__).resolve().parent
+    if pkg != (ROOT / "spermtrack").resolve():
+        return f"spermtrack imported from {pkg} (not this checkout), version {getattr(spermtrack, '__version__', '?')}"
 
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,

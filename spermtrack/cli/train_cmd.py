@@ -75,3 +75,43 @@ def train_seg_cmd(data, out_path, model, epochs, imgsz, batch, crop_size, anchor
     cfg = SegTrainConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, crop_size=crop_size, anchor=anchor,
                          max_crops=max_crops, device=device, seed=seed)
     click.echo(f"weights: {train_seg(data, out_path, cfg)}")
+
+
+@train.command("classifier")
+@click.argument("data", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output weights (.pt).")
+@click.option("--arch", type=click.Choice(["vit", "cnn"]), default="cnn", show_default=True,
+              help="Model (default: the winner of benchmarks/classifier.py).")
+@click.option("--frames", default=None, help="Frames A:B of each video (0-based, B excluded; 0:735 = frames 0-734).")
+@click.option("--frame-step", type=int, default=3, show_default=True, help="Use every n-th annotated frame.")
+@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--batch", type=int, default=256, show_default=True)
+@click.option("--crop-size", type=int, default=24, show_default=True, help="Crop side (px).")
+@click.option("--extra-frames", "extra_frames", multiple=True, type=click.Path(path_type=Path),
+              help="Folder of labelled real JPEGs (<vid>_frame_<n>[_approx].jpg + labels/); repeatable.")
+@click.option("--synth-videos", type=int, default=0, show_default=True,
+              help="Add N synthetic videos rendered on the fly.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch, crop_size, extra_frames,
+                         synth_videos, seed) -> None:
+    """Train the sperm / impurity / cluster classifier of detector candidates on DATA (VISEM-layout
+    video folders or roots, real or `spermtrack synth` output)."""
+    from spermtrack.detect.classifier_data import ClassifierTrainConfig, train_classifier
+    from spermtrack.errors import InputFileError
+
+    if not data and not extra_frames and not synth_videos:
+        raise click.UsageError("give DATA, --extra-frames or --synth-videos")
+    for d in data:
+        if not Path(d).exists():
+            raise InputFileError(d, "no such DATA folder")
+    cfg = ClassifierTrainConfig(arch=arch, crop_size=crop_size, epochs=epochs, batch=batch, seed=seed)
+    command = " ".join(["spermtrack train classifier", *map(str, data), f"--arch {arch}"]
+                       + ([f"--frames {frames}"] if frames else [])
+                       + [f"--frame-step {frame_step} --epochs {epochs} --batch {batch} --crop-size {crop_size}"]
+                       + [f"--extra-frames {e}" for e in extra_frames]
+                       + [f"--synth-videos {synth_videos} --seed {seed} --out {out_path}"])
+    out = train_classifier(list(data), out_path, cfg, frames=frames, frame_step=frame_step,
+                           extra_frames=list(extra_frames), synth_videos=synth_videos,
+                           command=command, log=lambda m: click.echo(m, err=True))
+    click.echo(f"weights: {out}")
