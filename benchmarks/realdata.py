@@ -275,6 +275,10 @@ def format_calibration(cal) -> str:
                 return f"{float(v):.4g}"
             if isinstance(v, np.ndarray):
                 return np.array2string(v, precision=3, threshold=8)
+            if isinstance(v, dict):
+                return "{" + ", ".join(f"{k}: {f(x)}" for k, x in v.items()) + "}"
+            if isinstance(v, (list, tuple)):
+                return "[" + ", ".join(f(x) for x in v) + "]"
             return str(v)
         return "; ".join(f"{k} = {f(v)}" for k, v in cal.items())
     return str(cal)

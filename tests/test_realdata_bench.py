@@ -1,0 +1,84 @@
+"""Fast checks of the real-data benchmark helpers (benchmarks/realdata.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import realdata as rd  # noqa: E402
+
+
+def test_read_yolo_labels_to_pixels(tmp_path):
+    p = tmp_path / "v_frame_0.txt"
+    p.write_text("0 0.5 0.25 0.0375 0.05\n\n1 0.1 0.2 0.1 0.1\n")
+    a = rd.read_yolo_labels(p, 640, 480)
+    assert a.shape == (2, 5)
+    np.testing.assert_allclose(a[0], [0, 320, 120, 24, 24])
+    empty = tmp_path / "e.txt"
+    empty.write_text("")
+    assert rd.read_yolo_labels(empty).shape == (0, 5)
+    bad = tmp_path / "b.txt"
+    bad.write_text("0 0.5 0.5\n")
+    with pytest.raises(ValueError, match="b.txt:1"):
+        rd.read_yolo_labels(bad)
+
+
+def test_match_frame_counts_and_ignored_objects():
+    # two sperm heads, one cluster (class 1, 40x40 box at (300, 300)), one pinhead at (500, 100)
+    truth = rd.Truth.from_labels(np.array([[0, 100, 100, 24, 22], [0, 200, 100, 24, 22],
+                                           [1, 300, 300, 40, 40], [2, 500, 100, 8, 8]], float))
+    pred = np.array([[103, 104],      # TP (5 px)
+                     [209, 100],      # 9 px from the 2nd head: not a match -> FP
+                     [315, 315],      # inside the cluster box -> ignored
+                     [290, 290],      # inside the cluster box too -> ignored (several per cluster)
+                     [506, 104],      # 7.2 px from the pinhead -> ignored
+                     [50, 400]])      # FP
+    m = rd.match_frame(pred, truth)
+    assert (m.tp, m.fp, m.fn, m.ignored) == (1, 2, 1, 3)
+    assert m.precision == pytest.approx(1 / 3) and m.recall == pytest.approx(0.5)
+    # a prediction on a sperm head next to a cluster is matched to the head first
+    m2 = rd.match_frame(np.array([[100, 100]]), truth)
+    assert (m2.tp, m2.fp, m2.ignored) == (1, 0, 0)
+
+
+def test_score_frames_sums_and_one_to_one():
+    t = rd.Truth.from_labels(np.array([[0, 10, 10, 20, 20]], float))
+    m = rd.score_frames([np.array([[10, 10], [11, 11]]), np.zeros((0, 2))], [t, t])
+    assert (m.tp, m.fp, m.fn) == (1, 1, 1)
+    assert m.n_pred == [2, 0] and m.n_true == [1, 1]
+
+
+def test_fixed_boxes_and_peers_on_a_toy_frame():
+    import pandas as pd
+
+    tr = pd.DataFrame({"track_id": [1], "frame": [0], "x": [5.0], "y": [6.0], "w": [3.0], "h": [40.0]})
+    out = rd.with_fixed_boxes(tr, 22)
+    assert out[["w", "h"]].to_numpy().tolist() == [[22.0, 22.0]] and tr["w"].iat[0] == 3.0
+    img = np.full((120, 160), 60, np.uint8)
+    img[40:48, 50:58] = 250
+    img[90:97, 120:126] = 250
+    for fn in (rd.otsu_cc_centres, rd.simple_blob_centres):
+        c = fn(img, "bright")
+        assert len(c) == 2, fn.__name__
+        assert np.min(np.linalg.norm(c - [53.5, 43.5], axis=1)) < 1.5
+    dark = 255 - img
+    assert len(rd.otsu_cc_centres(dark, "dark")) == 2
+
+
+@pytest.mark.skipif(not rd.LABELS11.is_dir(), reason="real VISEM data (../shared/data) absent")
+def test_real_labels_and_gt_tracks_agree():
+    a = rd.read_yolo_labels(rd.label_path(rd.LABELS11, 11, 0))
+    t = rd.Truth.from_labels(a)
+    assert t.n_sperm > 20 and (t.xy[:, 0] < 640).all() and (t.xy[:, 1] < 480).all()
+    gt = rd.read_gt_tracks(11)
+    assert gt["track_id"].nunique() == 55
+    # frame 0 of the official gt tracks holds the same heads as label file 0 (within a pixel)
+    g0 = gt[gt["frame"] == 0][["x", "y"]].to_numpy()
+    m = rd.match_frame(g0, t, 1.5)
+    assert m.tp == t.n_sperm == len(g0)
