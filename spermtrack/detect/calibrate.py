@@ -150,14 +150,32 @@ def response(frame_bright: np.ndarray, scale: Scale, *, local_background: bool =
     ``local_background=False`` replaces the HLDNBM local median by the frame's global median.
     """
     g = frame_bright.astype(np.float32)
+    r = cv2.GaussianBlur(g, (0, 0), scale.sigma_px, borderType=cv2.BORDER_REPLICATE)
     if local_background:
-        mu = cv2.medianBlur(frame_bright, scale.window_px).astype(np.float32)
+        r -= local_median(frame_bright, scale.window_px)
     else:
-        mu = np.float32(np.median(frame_bright))
-    r = cv2.GaussianBlur(g, (0, 0), scale.sigma_px, borderType=cv2.BORDER_REPLICATE) - mu
-    spread = max(float(1.4826 * np.median(np.abs(r))), MIN_SPREAD)
+        r -= np.float32(np.median(frame_bright))
+    # the spread from every 3rd pixel of every 3rd row: the same median to ~1 %, 9x cheaper
+    spread = max(float(1.4826 * np.median(np.abs(r[1::3, 1::3]))), MIN_SPREAD)
     r /= np.float32(spread)
     return r, spread
+
+
+def local_median(img: np.ndarray, window_px: int) -> np.ndarray:
+    """HLDNBM location: the median over a ``window_px`` square, float32.
+
+    The background varies over tens of pixels, so the median is taken on the frame halved in
+    each dimension (window halved) and interpolated back: ~4x cheaper, and a head (a few px)
+    still never holds the median of its window.
+    """
+    h, w = img.shape
+    if window_px < 15 or min(h, w) < 4 * window_px // 2:
+        return cv2.medianBlur(img, window_px).astype(np.float32)
+    small = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    k = window_px // 2
+    k = k if k % 2 else k + 1
+    mu = cv2.medianBlur(small, k)
+    return cv2.resize(mu, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 def local_maxima(z: np.ndarray, separation_px: float, min_z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -219,9 +237,7 @@ def head_level(z_values: np.ndarray, floor_z: float) -> tuple[float, dict]:
 
 def _core_size(frame_bright: np.ndarray, x: np.ndarray, y: np.ndarray, scale: Scale) -> tuple[float, float, int]:
     """Median half-maximum core length and width (px) of the candidates at ``(x, y)``."""
-    g = cv2.GaussianBlur(frame_bright.astype(np.float32), (0, 0), 0.7)
-    mu = cv2.medianBlur(frame_bright, scale.window_px).astype(np.float32)
-    r = g - mu
+    r = cv2.GaussianBlur(frame_bright.astype(np.float32), (0, 0), 0.7) - local_median(frame_bright, scale.window_px)
     half = int(np.ceil(2.5 * scale.head_length_px))
     H, W = r.shape
     lengths, widths = [], []
