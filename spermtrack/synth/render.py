@@ -446,18 +446,20 @@ def colorize(scene: Scene, gray: np.ndarray) -> np.ndarray:
     """
     g = gray.astype(np.float32)
     f = scene.look_params.fringe if scene.look_params is not None else 1.0
-    out = cv2.GaussianBlur(g, (0, 0), 1.5)
-    out -= g
-    mag = np.abs(out)
-    # rim = max(out, 0) * 1.6 f (outer rim), cyan = max(-out, 0) * 0.35 f (inside bright edges);
-    # max(+-out, 0) = (|out| +- out) / 2. Luma-neutral directions: violet-magenta (+B, -G, +R) on
-    # the rim, cyan (+B, +G, -R) inside, and a faint static blue / red mottle of the background.
-    rp, cp = 0.8 * f, 0.175 * f
+    blur = cv2.GaussianBlur(g, (0, 0), 1.5)
+    out = blur - g
+    # violet-magenta only on the rim of bright objects (heads, blobs), not around dark debris
+    level = np.float32(scene.params.get("background_level", scene.preset.background))
+    gate = np.clip((blur - level) * np.float32(1 / 30.0), 0.0, 1.0)
+    rim = np.maximum(out, 0.0) * gate * np.float32(1.6 * f)
+    cyan = np.maximum(-out, 0.0) * np.float32(0.35 * f)
     mottle = _chroma_mottle(scene)
+    # luma-neutral directions: violet-magenta (+B, -G, +R) on the rim, cyan (+B, +G, -R) inside
+    # bright edges, and a faint static blue / red mottle of the background
     chans = []
     for cr, cc, const, cm in ((0.9, 0.6, -2.0, 1.0), (-0.353, 0.2, 0.0, 0.0), (0.35, -0.62, 3.0, -0.38)):
-        ch = g + np.float32(cr * rp - cc * cp) * out
-        ch += np.float32(cr * rp + cc * cp) * mag
+        ch = g + np.float32(cr) * rim
+        ch += np.float32(cc) * cyan
         if cm:
             ch += np.float32(cm) * mottle
         ch += np.float32(const + 0.5)
