@@ -85,16 +85,18 @@ def train_seg_cmd(data, out_path, model, epochs, imgsz, batch, crop_size, anchor
               help="Model (default: the winner of benchmarks/classifier.py).")
 @click.option("--frames", default=None, help="Frames A:B of each video (0-based, B excluded; 0:735 = frames 0-734).")
 @click.option("--frame-step", type=int, default=3, show_default=True, help="Use every n-th annotated frame.")
-@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--epochs", type=int, default=6, show_default=True)
 @click.option("--batch", type=int, default=256, show_default=True)
+@click.option("--max-impurity-ratio", type=float, default=2.0, show_default=True,
+              help="Keep at most this many impurity samples per sperm/cluster sample (0: all).")
 @click.option("--crop-size", type=int, default=24, show_default=True, help="Crop side (px).")
 @click.option("--extra-frames", "extra_frames", multiple=True, type=click.Path(path_type=Path),
               help="Folder of labelled real JPEGs (<vid>_frame_<n>[_approx].jpg + labels/); repeatable.")
 @click.option("--synth-videos", type=int, default=0, show_default=True,
               help="Add N synthetic videos rendered on the fly.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch, crop_size, extra_frames,
-                         synth_videos, seed) -> None:
+def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch, max_impurity_ratio, crop_size,
+                         extra_frames, synth_videos, seed) -> None:
     """Train the sperm / impurity / cluster classifier of detector candidates on DATA (VISEM-layout
     video folders or roots, real or `spermtrack synth` output)."""
     from spermtrack.detect.classifier_data import ClassifierTrainConfig, train_classifier
@@ -108,10 +110,11 @@ def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch
     cfg = ClassifierTrainConfig(arch=arch, crop_size=crop_size, epochs=epochs, batch=batch, seed=seed)
     command = " ".join(["spermtrack train classifier", *map(str, data), f"--arch {arch}"]
                        + ([f"--frames {frames}"] if frames else [])
-                       + [f"--frame-step {frame_step} --epochs {epochs} --batch {batch} --crop-size {crop_size}"]
+                       + [f"--frame-step {frame_step} --epochs {epochs} --batch {batch} --max-impurity-ratio {max_impurity_ratio:g} "
+                          f"--crop-size {crop_size}"]
                        + [f"--extra-frames {e}" for e in extra_frames]
                        + [f"--synth-videos {synth_videos} --seed {seed} --out {out_path}"])
     out = train_classifier(list(data), out_path, cfg, frames=frames, frame_step=frame_step,
                            extra_frames=list(extra_frames), synth_videos=synth_videos,
-                           command=command, log=lambda m: click.echo(m, err=True))
+                           max_impurity_ratio=max_impurity_ratio, command=command, log=lambda m: click.echo(m, err=True))
     click.echo(f"weights: {out}")

@@ -1,0 +1,140 @@
+"""Candidate classifier: crops, default weights, predict_proba, real-frame separation, CLI training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spermtrack.detect.classifier import (CLASSES, DEFAULT_WEIGHTS, CandidateClassifier, TinyCNN, TinyViT,
+                                          extract_crops, grad_cam)
+from spermtrack.detect.classifier_data import assign_labels, parse_frames
+from spermtrack.errors import InputFileError, ParameterError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "visem"
+
+
+def test_extract_crops_normalisation_is_illumination_invariant():
+    rng = np.random.default_rng(0)
+    img = (80 + rng.normal(0, 3, (120, 160))).astype(np.float32)
+    img[58:63, 78:84] += 120  # a bright head
+    xs, ys = np.array([80.0, 30.0]), np.array([60.0, 30.0])
+    a = extract_crops(np.clip(img, 0, 255).astype(np.uint8), xs, ys, size=24)
+    b = extract_crops(np.clip(0.6 * img + 20, 0, 255).astype(np.uint8), xs, ys, size=24)
+    assert a.shape == (2, 24, 24) and a.dtype == np.float32
+    assert np.abs(a[0] - b[0]).mean() < 0.1  # gain and offset do not matter (beyond rounding)
+    assert a[0, 12, 12] > 2 and abs(float(np.median(a[1]))) < 0.3  # head bright, background ~0
+    flat = extract_crops(np.full((50, 50), 90, np.uint8), [25], [25])
+    assert np.all(flat == 0)  # floor: a flat crop is not amplified into noise
+
+
+def test_extract_crops_edges():
+    rng = np.random.default_rng(1)
+    img = rng.integers(60, 90, (48, 64)).astype(np.uint8)
+    xs = np.array([0.0, 63.0, -3.0, 70.0, 10.4])
+    ys = np.array([0.0, 47.0, 5.0, 20.0, np.nan])
+    c = extract_crops(img, xs, ys, size=24)
+    assert c.shape == (5, 24, 24) and np.isfinite(c).all()
+    assert extract_crops(img, [], [], size=24).shape == (0, 24, 24)
+    # centre pixel is the rounded candidate: a single bright pixel lands at (12, 12)
+    img2 = np.full((40, 40), 70, np.uint8)
+    img2[20, 10] = 250
+    c2 = extract_crops(img2, [10.3], [19.6], size=24)
+    assert np.unravel_index(np.argmax(c2[0]), c2[0].shape) == (12, 12)
+
+
+def test_default_weights_load_and_predict_shapes():
+    assert DEFAULT_WEIGHTS.is_file() and DEFAULT_WEIGHTS.stat().st_size <= 5 * 1024 * 1024
+    clf = CandidateClassifier.load()
+    assert clf.arch in ("vit", "cnn") and clf.crop_size > 0 and clf.version and clf.provenance
+    assert tuple(clf.classes) == CLASSES
+    rng = np.random.default_rng(2)
+    img = rng.integers(50, 100, (480, 640)).astype(np.uint8)
+    xs, ys = rng.uniform(0, 639, 37), rng.uniform(0, 479, 37)
+    p = clf.predict_proba(img, xs, ys)
+    assert p.shape == (37, 3) and np.allclose(p.sum(1), 1, atol=1e-5) and (p >= 0).all()
+    assert clf.predict_proba(img, [], []).shape == (0, 3)
+
+
+def test_models_and_maps():
+    import torch
+
+    x = torch.randn(5, 1, 24, 24)
+    vit, cnn = TinyViT(), TinyCNN()
+    assert vit(x).shape == (5, 3) and cnn(x).shape == (5, 3)
+    assert vit.attention_rollout(x).shape == (5, 6, 6)
+    assert grad_cam(cnn.eval(), x).shape == (5, 6, 6)
+
+
+def test_labelling_rule_and_frames_spec():
+    boxes = np.array([[0, 50, 50, 20, 20], [1, 200, 200, 60, 60], [2, 300, 100, 10, 10]], float)
+    x = np.array([53, 60, 80, 210, 302, 400.0])
+    y = np.array([50, 50, 50, 190, 100, 400.0])
+    assert assign_labels(x, y, boxes).tolist() == [0, -1, 1, 2, -1, 1]
+    assert parse_frames("0:735") == (0, 735) and parse_frames(None) == (0, None)
+    with pytest.raises(ParameterError):
+        parse_frames("9:3")
+
+
+def _real_frame():
+    for img_path, lab_path in ((SHARED / "Train" / "11" / "images_sample" / "11_frame_1000.jpg",
+                                SHARED / "Train" / "11" / "labels" / "11_frame_1000.txt"),
+                               (SHARED / "frames12" / "12_frame_0.jpg", SHARED / "frames12" / "labels" / "12_frame_0.txt")):
+        if img_path.is_file() and lab_path.is_file():
+            return img_path, lab_path
+    pytest.skip("no real VISEM frame in ../shared")
+
+
+def test_default_separates_real_heads_from_background():
+    import cv2
+
+    img_path, lab_path = _real_frame()  # video 11 frame 1000: held out from the default's training
+    img = cv2.imread(str(img_path), cv2.IMREAD_GRAYSCALE)
+    H, W = img.shape
+    lab = np.loadtxt(lab_path, ndmin=2)
+    heads = lab[lab[:, 0] == 0][:, 1:3] * [W, H]
+    rng = np.random.default_rng(3)
+    bg = rng.uniform([0, 0], [W - 1, H - 1], (400, 2))
+    d = np.hypot(bg[:, None, 0] - lab[None, :, 1] * W, bg[:, None, 1] - lab[None, :, 2] * H).min(1)
+    bg = bg[d > 15][:150]
+    clf = CandidateClassifier.load()
+    ph = clf.predict_proba(img, heads[:, 0], heads[:, 1])[:, 0]
+    pb = clf.predict_proba(img, bg[:, 0], bg[:, 1])[:, 0]
+    assert ph.mean() > pb.mean() + 0.3
+    auc = (ph[:, None] > pb[None, :]).mean() + 0.5 * (ph[:, None] == pb[None, :]).mean()
+    assert auc > 0.9, auc
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory):
+    from spermtrack.synth import simulate_cells
+    from spermtrack.synth.writer import write_video_folder
+
+    root = tmp_path_factory.mktemp("clf_synth")
+    scene = simulate_cells(seconds=0.2, fps=50, cells=15, seed=5, difficulty="easy", width=160, height=120,
+                           video_id="s1")
+    write_video_folder(scene, root)
+    return root
+
+
+def test_cli_tiny_training_run(tiny_synth, tmp_path):
+    from spermtrack.cli.main import main
+
+    out = tmp_path / "w.pt"
+    rc = main(["train", "classifier", str(tiny_synth), "--out", str(out), "--arch", "cnn", "--epochs", "1",
+               "--frame-step", "3", "--frames", "0:8"])
+    assert rc == 0 and out.is_file()
+    clf = CandidateClassifier.load(out)
+    assert clf.arch == "cnn" and clf.provenance["frames"] == "0:8"
+    assert clf.predict_proba(np.full((60, 80), 80, np.uint8), [10, 40], [10, 30]).shape == (2, 3)
+
+
+def test_cli_bad_data_path(tmp_path, capsys):
+    from spermtrack.cli.main import main
+
+    rc = main(["train", "classifier", str(tmp_path / "nope"), "--out", str(tmp_path / "w.pt")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "nope" in err and len(err.splitlines()) == 1
+    with pytest.raises(InputFileError):
+        CandidateClassifier.load(tmp_path / "missing.pt")
