@@ -16,6 +16,8 @@ import pandas as pd
 HEAD_CORE_UM = (2.0, 9.0)
 #: median VCL of motile cells, um/s, outside which the frame rate or scale is suspect
 MOTILE_VCL_UM_S = (10.0, 300.0)
+#: typical time a cell stays in a 640x480 field at 400x (s): sets how many tracks are plausible
+RESIDENCE_S = 5.0
 
 
 def plausibility_warnings(*, n_frames: int, fps: float, n_detections: int, tracks: pd.DataFrame,
@@ -49,12 +51,17 @@ def plausibility_warnings(*, n_frames: int, fps: float, n_detections: int, track
         out.append(f"{dets_per_frame:.1f} head detections per frame but only {mean_in_view:.1f} tracked cells "
                    f"in view: the detector fires on background structure or the tracker drops cells")
     n_tracks = int(tracks["track_id"].nunique()) if len(tracks) else 0
-    if mean_in_view > 0:
-        # cells enter and leave: a field holds ~mean_in_view cells at a time, renewed every few seconds
-        expected_max = 3.0 * mean_in_view * max(1.0, duration / 3.0) + 10
+    if mean_in_view > 0 and n_tracks:
+        # a field holds ~mean_in_view cells at a time; swimmers cross it in a few seconds, so
+        # new cells arrive at about mean_in_view per RESIDENCE_S
+        expected_max = 2.0 * mean_in_view * (1.0 + duration / RESIDENCE_S) + 10
         if n_tracks > expected_max:
-            out.append(f"{n_tracks} tracks for about {mean_in_view:.0f} heads in view over {duration:.1f} s: "
-                       f"tracks are fragmented or many short false tracks were made")
+            out.append(f"{n_tracks} tracks for about {mean_in_view:.0f} heads in view over {duration:.1f} s "
+                       f"(at most ~{expected_max:.0f} expected): tracks are fragmented or false tracks were made")
+        span = measured.groupby("track_id")["frame"].agg(lambda f: f.max() - f.min() + 1) / fps
+        if duration >= 2.0 and float(span.median()) < 0.5:
+            out.append(f"half of the {n_tracks} tracks last less than {float(span.median()):.2f} s: tracking is "
+                       f"fragmented (too many detections of non-sperm objects, or a wrong frame rate)")
     if calibration and um_per_px and calibration.get("head_length_px"):
         core_um = calibration["head_length_px"] * um_per_px
         lo, hi = HEAD_CORE_UM
