@@ -176,7 +176,7 @@ def write_report(path: str | Path, *, meta: dict, summary, summaries: dict, tabl
         if img:
             plot_html.append(f"<div><h3 style='font-size:14px'>{_e(title)}</h3>{img}</div>")
     links = " &middot; ".join(f'<a href="{_e(v)}">{_e(v)}</a>' for v in files.values())
-    settings = {k: meta[k] for k in ("calibration", "kinematics") if k in meta}
+    settings = {k: meta[k] for k in ("calibration", "detector_calibration", "kinematics") if meta.get(k)}
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>spermtrack report: {_e(video['name'])}</title><style>{_CSS}</style></head><body><main>
@@ -196,7 +196,7 @@ one side, <i>inconclusive</i> when it straddles the limit. Tracks shorter than {
 <h2>Per-track results ({len(table)} tracks; click a column to sort)</h2>
 {_track_table(table)}
 <h2>Run</h2>
-<details><summary>Calibration and kinematics settings</summary><pre>{_e(json.dumps(settings, indent=2, default=str))}</pre></details>
+<details><summary>Calibration, detector calibration and kinematics settings</summary><pre>{_e(json.dumps(settings, indent=2, default=str))}</pre></details>
 <details><summary>Timings (s)</summary><pre>{_e(json.dumps(meta.get('timings_s', {}), indent=2))}</pre></details>
 <details><summary>Configuration</summary><pre>{_e(json.dumps(meta.get('config', {}), indent=2, default=str))}</pre></details>
 <details><summary>Software versions</summary><pre>{_e(json.dumps(meta.get('versions', {}), indent=2))}</pre></details>
