@@ -20,7 +20,7 @@ video 11 (frames 735-1469, every 5th frame; never trained on):
 
 The shipped default weights (``spermtrack/detect/weights/classifier.pt``) are evaluated too.
 
-Run: ``python benchmarks/classifier.py`` (about 15-20 min on 2 CPU cores); writes
+Run: ``python benchmarks/classifier.py --epochs 3 --frame-step 10`` (the recorded run; about 15-20 min on 2 busy CPU cores); writes
 ``benchmarks/results/classifier.md`` and ``benchmarks/results/classifier_maps/*.png``.
 """
 

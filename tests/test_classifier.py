@@ -17,13 +17,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "visem"
 
 def test_extract_crops_normalisation_is_illumination_invariant():
     rng = np.random.default_rng(0)
-    img = (80 + rng.normal(0, 3, (120, 160))).astype(np.float32)
+    img = (80 + rng.normal(0, 8, (120, 160))).astype(np.float32)
     img[58:63, 78:84] += 120  # a bright head
     xs, ys = np.array([80.0, 30.0]), np.array([60.0, 30.0])
     a = extract_crops(np.clip(img, 0, 255).astype(np.uint8), xs, ys, size=24)
-    b = extract_crops(np.clip(0.6 * img + 20, 0, 255).astype(np.uint8), xs, ys, size=24)
+    b = extract_crops(np.clip(0.7 * img + 20, 0, 255).astype(np.uint8), xs, ys, size=24)
     assert a.shape == (2, 24, 24) and a.dtype == np.float32
-    assert np.abs(a[0] - b[0]).mean() < 0.1  # gain and offset do not matter (beyond rounding)
+    assert np.abs(a - b).mean() < 0.1  # gain and offset do not matter (above the floor, beyond rounding)
     assert a[0, 12, 12] > 2 and abs(float(np.median(a[1]))) < 0.3  # head bright, background ~0
     flat = extract_crops(np.full((50, 50), 90, np.uint8), [25], [25])
     assert np.all(flat == 0)  # floor: a flat crop is not amplified into noise
