@@ -1,4 +1,8 @@
-"""Morphology against the phantom's truth: crops, head / tail sizes, flags, empty crops, CLI."""
+"""Morphology against the phantom's truth: crops, head / tail sizes, flags, empty crops, CLI.
+
+The clips use the phantom's ``classic`` look, whose rendered head and tail are the truth outline
+(the ``visem`` look draws the bright core inside it and fades the tail, as real frames do; real
+morphology is judged on real crops, issue 15)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ UM = 0.5
 
 @pytest.fixture(scope="module")
 def scene():
-    return simulate_cells(seconds=1.0, fps=50, cells=12, seed=11, difficulty="medium")
+    return simulate_cells(seconds=1.0, fps=50, cells=12, seed=11, difficulty="medium", look="classic")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +143,7 @@ def test_rendered_variant_crops_are_flagged():
     rng = np.random.default_rng(0)
     for variant, flag in (("tapered", "flag_tapered_head"), ("round", "flag_round_head"),
                           ("small", "flag_small_head"), ("large", "flag_large_head")):
-        sc = simulate_cells(seconds=0.3, fps=50, cells=6, seed=int(rng.integers(1e6)), difficulty="medium")
+        sc = simulate_cells(seconds=0.3, fps=50, cells=6, seed=int(rng.integers(1e6)), difficulty="medium", look="classic")
         for c in sc.cells:
             if c.cls == 0:
                 motion.draw_shape(c, rng, variant=variant, tail_variant="normal")
@@ -201,7 +205,7 @@ def _sperm_rows_with_tail_variant(tail_variant: str, *, seed: int, rng_seed: int
     from spermtrack.synth.truth import truth_table
 
     rng = np.random.default_rng(rng_seed)
-    sc = simulate_cells(seconds=0.5, fps=50, cells=6, seed=seed, difficulty="medium")
+    sc = simulate_cells(seconds=0.5, fps=50, cells=6, seed=seed, difficulty="medium", look="classic")
     for c in sc.cells:
         if c.cls == 0:
             motion.draw_shape(c, rng, variant="normal", tail_variant=tail_variant)
