@@ -308,6 +308,7 @@ class CandidateClassifier:
         state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         with atomic_path(path) as tmp:
             torch.save({"header": json.dumps(self.header()), "state_dict": state}, tmp)
+            tmp.chmod(0o644)
         return path
 
     @classmethod
