@@ -353,14 +353,17 @@ class CandidateClassifier:
                 torch.set_num_threads(prev)
         return torch.cat(out).double().numpy()
 
-    def predict_proba(self, frame_gray_uint8: np.ndarray, xs, ys) -> np.ndarray:
+    def predict_proba(self, frame_gray_uint8: np.ndarray, xs, ys, head_contrast_gray: float | None = None) -> np.ndarray:
         """``(n, 3)`` probabilities (sperm, impurity, cluster) of the candidates at ``(xs, ys)``
-        (px, sub-pixel allowed) of one gray frame with bright heads. Rows sum to 1."""
+        (px, sub-pixel allowed) of one gray frame with bright heads. Rows sum to 1.
+
+        ``head_contrast_gray``: the video's typical head contrast in gray levels
+        (``cal.spread_gray * cal.head_level_z``); used by calibration-aware weights, ignored otherwise."""
         return self.predict_crops(extract_crops(frame_gray_uint8, xs, ys, self.crop_size))
 
-    def predict(self, frame_gray_uint8: np.ndarray, xs, ys) -> np.ndarray:
+    def predict(self, frame_gray_uint8: np.ndarray, xs, ys, head_contrast_gray: float | None = None) -> np.ndarray:
         """Most probable class per candidate (0 sperm, 1 impurity, 2 cluster)."""
-        return self.predict_proba(frame_gray_uint8, xs, ys).argmax(1)
+        return self.predict_proba(frame_gray_uint8, xs, ys, head_contrast_gray).argmax(1)
 
     def __repr__(self) -> str:
         return f"CandidateClassifier(arch={self.arch!r}, crop_size={self.crop_size}, version={self.version!r})"
