@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in trk.items():
-        for key, label, n in (("sperm", "sperm class (graded ones)", r["n_ours"]), ("all", "all, clusters included", r["n_all"])):
+        for key, label, n in (("sperm", "sperm class (majority class 0)", r["n_ours"]), ("all", "all, clusters included", r["n_all"])):
             m = r[key]
             lines.append(f"| {name} | {label} | {100 * m['HOTA']:.1f} | {100 * m['DetA']:.1f} | {100 * m['AssA']:.1f} | "
                          f"{100 * m['IDF1']:.1f} | {100 * m['MOTA']:.1f} | {m['IDSW']} | {m['Frag']} | {n} | "
