@@ -38,8 +38,9 @@ def test_streaming_pass_equals_detect_then_track(clip):
     video = clip / f"{clip.name}.mp4"
     res = stream_video(video, detector=BlobDetector(), chunk_frames=16)
     dets = {}
-    for c in VideoReader(video).iter_chunks():
-        for i, d in enumerate(BlobDetector().detect(c.frames)):
+    det = BlobDetector()  # one detector per video: calibrated on the first chunk, as in the stream
+    for c in VideoReader(video, chunk_frames=16).iter_chunks():
+        for i, d in enumerate(det.detect(c.frames)):
             dets[c.start + i] = d
     ref = SpermTracker(50.0).run(dets, len(dets))
     assert res.n_frames == 80 and res.decode_error is None

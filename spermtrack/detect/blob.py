@@ -53,6 +53,9 @@ class BlobParams:
             annotated ones, which include the halo).
         edge_px: a blob whose visible centroid lies closer than this to the frame edge is a head
             centred outside the frame; dropped (0 keeps them).
+        merge_factor: two maxima up to this many head lengths apart are one object when the
+            response does not dip between them (one blob seen as two peaks: a ring, a head and its
+            bright rim); two touching heads keep a dip and stay two.
         cluster_area_factor: a core larger than this many median head cores is a cluster (cls 1).
         sperm_min_prob: the classifier's sperm probability needed for class 0; other accepted
             candidates are exported as cls 3 ("other") or 1 (cluster).
@@ -69,6 +72,7 @@ class BlobParams:
     box_margin_px: float = 4.0
     edge_px: float = 2.0
     cluster_area_factor: float = 6.0
+    merge_factor: float = 1.2
     sperm_min_prob: float = 0.5
 
 
@@ -187,7 +191,7 @@ class BlobDetector:
         bright = oriented(frame, cal.sign)
         z, _ = response(bright, cal.scale, local_background=self.enhance)
         floor = p.floor_z if min_z is None else min_z
-        px, py = local_maxima(z, cal.separation_px, floor)
+        px, py = local_maxima(z, cal.separation_px, floor, merge_px=p.merge_factor * cal.head_length_px)
         feats = _core_features(z, px, py, max(3, int(np.ceil(cal.head_length_px))))
         feats["peak"] = z[py, px].astype(np.float64)
         feats["score"] = feats["peak"].copy()
@@ -222,12 +226,26 @@ class BlobDetector:
         conf = 1.0 / (1.0 + np.exp(-(f["score"] - cal.threshold_z) / max(0.25 * cal.threshold_z, 1e-6)))
         clf = self.classifier
         if clf is not None:
-            prob = np.asarray(clf.predict_proba(bright, cx, cy), np.float64)
+            kw = {}
+            if _accepts(clf.predict_proba, "head_contrast_gray"):
+                # how bright a head of this video typically is (gray levels above background):
+                # an out-of-focus blob is much dimmer than an in-focus head of the same video
+                kw["head_contrast_gray"] = cal.spread_gray * cal.head_level_z
+            prob = np.asarray(clf.predict_proba(bright, cx, cy, **kw), np.float64)
             sperm = prob[:, 0] >= p.sperm_min_prob
             cluster = ~sperm & (prob[:, 2] > prob[:, 1])
             cls = np.where(sperm, np.where(cls == 1, 1, 0), np.where(cluster, 1, OTHER_CLS))
             conf = np.where(sperm, prob[:, 0], np.where(cluster, prob[:, 2], prob[:, 1]))
         return Detections(xyxy, conf, cls)
+
+
+def _accepts(fn, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _core_features(z: np.ndarray, px: np.ndarray, py: np.ndarray, half: int) -> dict[str, np.ndarray]:

@@ -178,24 +178,38 @@ def local_median(img: np.ndarray, window_px: int) -> np.ndarray:
     return cv2.resize(mu, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
-def local_maxima(z: np.ndarray, separation_px: float, min_z: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` int arrays of local maxima of ``z`` above ``min_z``, at least
-    ``separation_px`` apart (the stronger of two close maxima is kept)."""
+def local_maxima(z: np.ndarray, separation_px: float, min_z: float, merge_px: float = 0.0,
+                 saddle: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` int arrays of local maxima of ``z`` above ``min_z``.
+
+    Maxima closer than ``separation_px`` are one (the stronger is kept; plateaus of saturated
+    cores give several equal maxima). Two maxima up to ``merge_px`` apart are also one object when
+    the response never dips between them below ``saddle`` x the weaker peak (one elongated or
+    ring-shaped blob); two touching heads keep a dip and stay two.
+    """
     r = max(1, int(round(separation_px)))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     dil = cv2.dilate(z, k)
     y, x = np.nonzero((z >= dil) & (z > min_z))
-    if len(x) > 1:  # plateaus (saturated cores) give several equal maxima: keep one per plateau
+    reach = max(separation_px, merge_px)
+    if len(x) > 1:
         from scipy.spatial import cKDTree
 
         order = np.argsort(-z[y, x], kind="stable")
         x, y = x[order], y[order]
-        pairs = cKDTree(np.c_[x, y]).query_pairs(separation_px, output_type="ndarray")
+        pairs = cKDTree(np.c_[x, y]).query_pairs(reach, output_type="ndarray")
         if len(pairs):
+            pairs = np.sort(pairs, axis=1)  # (stronger, weaker): indices follow descending z
+            pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+            d = np.hypot(x[pairs[:, 0]] - x[pairs[:, 1]], y[pairs[:, 0]] - y[pairs[:, 1]])
+            t = np.linspace(0.0, 1.0, 9)[None, :]
+            sx = np.rint(x[pairs[:, 0], None] * (1 - t) + x[pairs[:, 1], None] * t).astype(np.int64)
+            sy = np.rint(y[pairs[:, 0], None] * (1 - t) + y[pairs[:, 1], None] * t).astype(np.int64)
+            dip = z[sy, sx].min(axis=1)
+            same = (d <= separation_px) | (dip >= saddle * z[y[pairs[:, 1]], x[pairs[:, 1]]])
             drop = np.zeros(len(x), bool)
-            for a, b in pairs[np.argsort(pairs.max(1))]:
-                i, j = min(a, b), max(a, b)
-                if not drop[i]:
+            for (i, j), s in zip(pairs, same):
+                if s and not drop[i]:
                     drop[j] = True
             x, y = x[~drop], y[~drop]
     return x.astype(np.int64), y.astype(np.int64)
