@@ -55,8 +55,10 @@ CROP_SIZE = 24
 SCALE_FLOOR = 3.0
 #: asinh compression scale (in units of the robust scale).
 COMPRESS = 3.0
-#: Format version of the weights file.
-FORMAT_VERSION = 1
+#: Compression of the calibration-aware channel: ``asinh(HC_GAIN * contrast / head contrast) / HC_GAIN``.
+HC_GAIN = 2.0
+#: Format version of the weights file (2: optional second, calibration-aware input channel).
+FORMAT_VERSION = 2
 #: Default weights shipped inside the package.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.pt"
 
@@ -124,14 +126,67 @@ def normalise_patches_np(p: np.ndarray) -> np.ndarray:
     return np.arcsinh(z / np.float32(COMPRESS)).astype(np.float32, copy=False)
 
 
-def extract_crops(frame_gray_uint8: np.ndarray, xs, ys, size: int = CROP_SIZE) -> np.ndarray:
-    """Normalised crops ``(n, size, size) float32`` centred on the candidates ``(xs, ys)`` (px).
+def contrast_channel_np(p: np.ndarray, head_contrast_gray) -> np.ndarray:
+    """Calibration-aware channel of raw patches ``(n, s, s)``: minus the border-ring median, divided
+    by the video's typical head contrast (gray levels; scalar or ``(n,)``), asinh-compressed
+    (``asinh(HC_GAIN x) / HC_GAIN``): a typical in-focus head core reads ~1, a faint out-of-focus
+    blob ~0.3, whatever the crop's own spread."""
+    n, s = p.shape[0], p.shape[-1]
+    if n == 0:
+        return np.zeros((0, s, s), np.float32)
+    ring = np.concatenate([p[:, 0, :], p[:, -1, :], p[:, 1:-1, 0], p[:, 1:-1, -1]], axis=1)
+    bg = _lower_median(ring)
+    hc = np.maximum(np.broadcast_to(np.asarray(head_contrast_gray, np.float32).reshape(-1), (n,)), 1.0)
+    x = (p - bg[:, None, None]) / hc[:, None, None]
+    return (np.arcsinh(np.float32(HC_GAIN) * x) / np.float32(HC_GAIN)).astype(np.float32, copy=False)
 
-    Robust to illumination: each crop minus its border median, divided by a robust scale with a
-    floor, asinh-compressed. Candidates near (or past) the frame border get full crops padded
-    with the frame's median.
+
+def contrast_channel(p: torch.Tensor, head_contrast_gray: torch.Tensor) -> torch.Tensor:
+    """:func:`contrast_channel_np` in torch (training); ``head_contrast_gray`` is ``(n,)``."""
+    n, s = p.shape[0], p.shape[-1]
+    if n == 0:
+        return p.reshape(0, s, s)
+    ring = torch.cat([p[:, 0, :], p[:, -1, :], p[:, 1:-1, 0], p[:, 1:-1, -1]], dim=1)
+    bg = ring.median(dim=1).values
+    x = (p - bg[:, None, None]) / head_contrast_gray.clamp(min=1.0)[:, None, None]
+    return torch.asinh(HC_GAIN * x) / HC_GAIN
+
+
+def estimate_head_contrast(frame_gray_uint8: np.ndarray) -> float:
+    """The typical head contrast (gray levels) of one bright-head frame, from
+    :func:`~spermtrack.detect.calibrate.calibrate` on that frame alone (``polarity="bright"``);
+    falls back to 8 x the frame's robust spread when calibration fails."""
+    img = np.asarray(frame_gray_uint8)
+    try:
+        from spermtrack.detect.calibrate import calibrate
+
+        cal = calibrate([img], polarity="bright")
+        hc = float(cal.spread_gray * cal.head_level_z)
+        if np.isfinite(hc) and hc > 1.0:
+            return hc
+    except Exception:  # noqa: BLE001 - any failure: the fallback below
+        pass
+    v = img[::2, ::2].astype(np.float32)
+    return float(max(8.0 * 1.4826 * np.median(np.abs(v - np.median(v))), 10.0))
+
+
+def extract_crops(frame_gray_uint8: np.ndarray, xs, ys, size: int = CROP_SIZE, *, channels: int = 1,
+                  head_contrast_gray: float | None = None) -> np.ndarray:
+    """Normalised crops centred on the candidates ``(xs, ys)`` (px): ``(n, size, size) float32``
+    (``channels=1``) or ``(n, 2, size, size)`` (``channels=2``: + :func:`contrast_channel_np`).
+
+    Channel 0 is robust to illumination: each crop minus its border median, divided by a robust
+    scale with a floor, asinh-compressed. Channel 1 keeps how bright the candidate is relative to
+    the video's typical head (``head_contrast_gray``; None: estimated from this frame).
+    Candidates near (or past) the frame border get full crops padded with the frame's median.
     """
-    return normalise_patches_np(raw_patches(frame_gray_uint8, xs, ys, size))
+    raw = raw_patches(frame_gray_uint8, xs, ys, size)
+    c0 = normalise_patches_np(raw)
+    if channels == 1:
+        return c0
+    if head_contrast_gray is None or not np.isfinite(head_contrast_gray) or head_contrast_gray <= 0:
+        head_contrast_gray = estimate_head_contrast(frame_gray_uint8)
+    return np.stack([c0, contrast_channel_np(raw, head_contrast_gray)], axis=1)
 
 
 def poisson_noise(img: np.ndarray, photons_per_level: float, rng=None) -> np.ndarray:
@@ -148,11 +203,12 @@ class TinyCNN(nn.Module):
     """3 conv layers (8-16-32 channels, BN, ReLU, 2 max-pools) + a linear layer on the
     flattened ``s/4 x s/4`` map (keeps where in the crop things are: the centre is the candidate)."""
 
-    def __init__(self, size: int = CROP_SIZE, n_classes: int = 3, width: int = 8):
+    def __init__(self, size: int = CROP_SIZE, n_classes: int = 3, width: int = 8, in_channels: int = 1):
         super().__init__()
+        self.init_kwargs = {"width": width, "in_channels": in_channels}
         c1, c2, c3 = width, 2 * width, 4 * width
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
@@ -195,11 +251,13 @@ class TinyViT(nn.Module):
     """Vision Transformer: 4x4 patches, a class token, learned positions, ``depth`` pre-norm blocks."""
 
     def __init__(self, size: int = CROP_SIZE, n_classes: int = 3, patch: int = 4, dim: int = 32,
-                 depth: int = 3, heads: int = 2, mlp: int = 64):
+                 depth: int = 3, heads: int = 2, mlp: int = 64, in_channels: int = 1):
         super().__init__()
+        self.init_kwargs = {"patch": patch, "dim": dim, "depth": depth, "heads": heads, "mlp": mlp,
+                            "in_channels": in_channels}
         self.patch = patch
         self.grid = size // patch
-        self.embed = nn.Conv2d(1, dim, patch, stride=patch)
+        self.embed = nn.Conv2d(in_channels, dim, patch, stride=patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, self.grid ** 2 + 1, dim) * 0.02)
         self.blocks = nn.ModuleList([_Block(dim, heads, mlp) for _ in range(depth)])
@@ -283,7 +341,7 @@ class CandidateClassifier:
         self.model = model.eval()
         self.arch = arch
         self.crop_size = int(crop_size)
-        self.model_kwargs = dict(model_kwargs or {})
+        self.model_kwargs = dict(model_kwargs if model_kwargs is not None else getattr(model, "init_kwargs", {}))
         self.classes = CLASSES
         self.provenance = dict(provenance or {})
         self.version = version
@@ -291,12 +349,19 @@ class CandidateClassifier:
         self.batch_size = batch_size
         self.threads = threads
 
+    @property
+    def channels(self) -> int:
+        """Input channels: 1 (per-crop normalised) or 2 (+ contrast relative to the video's head contrast)."""
+        return int(self.model_kwargs.get("in_channels", 1))
+
     # -- io
     def header(self) -> dict:
         return {"format": FORMAT_VERSION, "arch": self.arch, "crop_size": self.crop_size,
                 "model_kwargs": self.model_kwargs, "classes": list(self.classes),
                 "normalisation": {"border_ring_px": 1, "scale": "max(1.4826*MAD, floor)",
-                                  "floor": SCALE_FLOOR, "compress": f"asinh(z/{COMPRESS})"},
+                                  "floor": SCALE_FLOOR, "compress": f"asinh(z/{COMPRESS})",
+                                  **({"channel_1": f"asinh({HC_GAIN:g} (crop - ring median) / head_contrast_gray) / {HC_GAIN:g}"}
+                                     if self.channels == 2 else {})},
                 "provenance": self.provenance, "version": self.version}
 
     def save(self, path: str | Path) -> Path:
@@ -335,10 +400,12 @@ class CandidateClassifier:
 
     # -- inference
     def predict_crops(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Class probabilities ``(n, 3)`` of already normalised crops ``(n, s, s)``."""
+        """Class probabilities ``(n, 3)`` of already normalised crops ``(n, s, s)`` or ``(n, c, s, s)``."""
         x = torch.as_tensor(np.asarray(crops, np.float32) if not torch.is_tensor(crops) else crops)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float64)
+        if x.ndim == 3:
+            x = x[:, None]
         out = []
         # one thread: ~200 tiny crops per call; several threads spin and lose on a shared CPU
         prev = torch.get_num_threads()
@@ -347,7 +414,7 @@ class CandidateClassifier:
         try:
             with torch.inference_mode():
                 for i in range(0, len(x), self.batch_size):
-                    out.append(torch.softmax(self.model(x[i:i + self.batch_size, None]), dim=1))
+                    out.append(torch.softmax(self.model(x[i:i + self.batch_size]), dim=1))
         finally:
             if self.threads and self.threads != prev:
                 torch.set_num_threads(prev)
@@ -358,12 +425,15 @@ class CandidateClassifier:
         (px, sub-pixel allowed) of one gray frame with bright heads. Rows sum to 1.
 
         ``head_contrast_gray``: the video's typical head contrast in gray levels
-        (``cal.spread_gray * cal.head_level_z``); used by calibration-aware weights, ignored otherwise."""
-        return self.predict_crops(extract_crops(frame_gray_uint8, xs, ys, self.crop_size))
+        (``cal.spread_gray * cal.head_level_z``); used by two-channel (calibration-aware) weights,
+        ignored by one-channel ones; None: estimated from this frame alone (slower, noisier)."""
+        return self.predict_crops(extract_crops(frame_gray_uint8, xs, ys, self.crop_size, channels=self.channels,
+                                                head_contrast_gray=head_contrast_gray))
 
     def predict(self, frame_gray_uint8: np.ndarray, xs, ys, head_contrast_gray: float | None = None) -> np.ndarray:
         """Most probable class per candidate (0 sperm, 1 impurity, 2 cluster)."""
         return self.predict_proba(frame_gray_uint8, xs, ys, head_contrast_gray).argmax(1)
 
     def __repr__(self) -> str:
-        return f"CandidateClassifier(arch={self.arch!r}, crop_size={self.crop_size}, version={self.version!r})"
+        return (f"CandidateClassifier(arch={self.arch!r}, crop_size={self.crop_size}, channels={self.channels}, "
+                f"version={self.version!r})")

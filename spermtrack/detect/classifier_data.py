@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,12 +38,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spermtrack.detect.classifier import (CROP_SIZE, CandidateClassifier, build_model, normalise_patches,
-                                          raw_patches)
+from spermtrack.detect.classifier import (CROP_SIZE, CandidateClassifier, build_model, contrast_channel,
+                                          normalise_patches, raw_patches)
 from spermtrack.errors import InputFileError, ParameterError
 
-#: Side of the stored raw patches (>= crop_size * sqrt(2) + 2: any rotation still fills the crop).
+#: Side of the stored raw patches for the default crop (>= crop_size * sqrt(2) + 2: any rotation
+#: still fills the crop); :func:`raw_size_for` gives it for other crops.
 RAW_SIZE = 38
+
+
+def raw_size_for(crop: int) -> int:
+    """Raw patch side that lets any rotation of a ``crop`` crop stay inside (24 -> 38, 32 -> 50, 40 -> 62)."""
+    r = int(math.ceil(crop * math.sqrt(2))) + 4
+    return r + (r % 2)
+
 SPERM_RADIUS = 8.0
 IMPURITY_RADIUS = 12.0
 #: Candidate floor (z units of the detector) used when making samples: low, so that nearly every
@@ -90,20 +99,27 @@ class Samples:
     frame: np.ndarray
     xy: np.ndarray
     sources: list[str] = field(default_factory=list)
+    #: ``(n,)`` the source video's typical head contrast in gray levels (``spread_gray * head_level_z``).
+    hc: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.hc is None:
+            self.hc = np.full(len(self.labels), np.nan, np.float32)
 
     @staticmethod
     def concat(parts: list["Samples"]) -> "Samples":
         parts = [p for p in parts if len(p.labels)]
         if not parts:
             return Samples(np.zeros((0, RAW_SIZE, RAW_SIZE), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                           np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), [])
+                           np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), [], np.zeros(0, np.float32))
         sources, src = [], []
         for p in parts:
             src.append(p.source + len(sources))
             sources += p.sources
         return Samples(np.concatenate([p.patches for p in parts]), np.concatenate([p.labels for p in parts]),
                        np.concatenate(src), np.concatenate([p.kind for p in parts]),
-                       np.concatenate([p.frame for p in parts]), np.concatenate([p.xy for p in parts]), sources)
+                       np.concatenate([p.frame for p in parts]), np.concatenate([p.xy for p in parts]), sources,
+                       np.concatenate([p.hc for p in parts]))
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(("sperm", "impurity", "cluster"))}
@@ -171,14 +187,28 @@ def frame_points(frame: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
 
 
 def frame_samples(frame: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, source: str, frame_idx: int,
-                  **kw) -> Samples:
+                  hc: float = float("nan"), raw_size: int = RAW_SIZE, **kw) -> Samples:
     x, y, k, frame = frame_points(frame, boxes, rng, **kw)
     lab = assign_labels(x, y, boxes)
     keep = lab >= 0
     x, y, k, lab = x[keep], y[keep], k[keep], lab[keep]
-    patches = np.clip(np.rint(raw_patches(frame, x, y, RAW_SIZE)), 0, 255).astype(np.uint8)
+    patches = np.clip(np.rint(raw_patches(frame, x, y, raw_size)), 0, 255).astype(np.uint8)
     n = len(lab)
-    return Samples(patches, lab, np.zeros(n, np.int64), k, np.full(n, frame_idx), np.c_[x, y], [source])
+    return Samples(patches, lab, np.zeros(n, np.int64), k, np.full(n, frame_idx), np.c_[x, y], [source],
+                   np.full(n, hc, np.float32))
+
+
+def head_contrast_of(frames) -> float:
+    """The typical head contrast (gray levels) of one video: ``spread_gray x head_level_z`` of
+    :func:`~spermtrack.detect.calibrate.calibrate` on its frames (NaN when it fails)."""
+    from spermtrack.detect.calibrate import calibrate
+
+    try:
+        cal = calibrate(list(frames))
+        hc = float(cal.spread_gray * cal.head_level_z)
+        return hc if np.isfinite(hc) and hc > 1 else float("nan")
+    except Exception:  # noqa: BLE001
+        return float("nan")
 
 
 # --------------------------------------------------------------------------------------- sources
@@ -211,9 +241,11 @@ def video_samples(folder: Path, frames: tuple[int, int | None], step: int, rng, 
     a, b = frames
     ann = v.annotated_frames
     ann = ann[(ann >= a) & ((ann < b) if b is not None else True)][::max(1, step)]
+    imgs = list(iter_video_frames(v, ann))
+    hc = head_contrast_of([img for _, img in imgs]) if imgs else float("nan")
     parts = []
-    for f, img in iter_video_frames(v, ann):
-        parts.append(frame_samples(img, _boxes_of(v.boxes, f), rng, f"{folder}", int(f), **kw))
+    for f, img in imgs:
+        parts.append(frame_samples(img, _boxes_of(v.boxes, f), rng, f"{folder}", int(f), hc=hc, **kw))
     if log:
         log(f"  {folder}: {len(parts)} frames")
     out = Samples.concat(parts)
@@ -259,7 +291,7 @@ def extra_frame_samples(folder: Path, rng, log=None, **kw) -> Samples:
     if not folder.is_dir():
         raise InputFileError(folder, "no such folder of labelled frames")
     lab_dir = folder / "labels" if (folder / "labels").is_dir() else folder
-    parts = []
+    todo = []
     for img_path in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")):
         m = re.match(r"(.+)_frame_(\d+)(_approx)?$", img_path.stem)
         if not m:
@@ -281,7 +313,10 @@ def extra_frame_samples(folder: Path, rng, log=None, **kw) -> Samples:
             k = n
         if log:
             log(f"  {img_path.name}: labels of frame {k}")
-        parts.append(frame_samples(img, sets[k], rng, str(img_path), k, **kw))
+        todo.append((img, sets[k], str(img_path), k))
+    # one calibration over the folder's frames (all of one video, as frames12)
+    hc = head_contrast_of([t[0] for t in todo]) if todo else float("nan")
+    parts = [frame_samples(img, b, rng, name, k, hc=hc, **kw) for img, b, name, k in todo]
     out = Samples.concat(parts)
     if not len(out.labels):
         raise InputFileError(folder, "holds no labelled frame (<vid>_frame_<n>.jpg + labels/<vid>_frame_<n>.txt)")
@@ -301,19 +336,22 @@ def synth_samples(n_videos: int, seed: int, frames_per_video: int = 8, log=None,
         diff = ("easy", "medium", "hard")[i % 3]
         scene = simulate_cells(seconds=1.0, fps=50, cells=float(rng.uniform(15, 50)), seed=seed * 1000 + i,
                                difficulty=diff, **extra)
-        for f in np.linspace(0, scene.n_frames - 1, frames_per_video).astype(int):
-            img = render_frame(scene, int(f))
+        fs = np.linspace(0, scene.n_frames - 1, frames_per_video).astype(int)
+        imgs = [render_frame(scene, int(f)) for f in fs]
+        hc = head_contrast_of(imgs)
+        for f, img in zip(fs, imgs):
             b = scene.boxes[scene.boxes["frame"] == f]
             boxes = b[["cls", "x", "y", "w", "h"]].to_numpy(np.float64)
             parts.append(frame_samples(img, boxes, rng, f"synth:{diff}:{seed * 1000 + i}{':visem' if extra else ''}",
-                                       int(f), **kw))
+                                       int(f), hc=hc, **kw))
     if log:
         log(f"  synthetic: {n_videos} videos x {frames_per_video} frames{' (look=visem)' if 'look' in params else ''}")
     return Samples.concat(parts)
 
 
 def build_samples(data: list[Path], *, frames: str | None = None, frame_step: int = 3, extra_frames: list[Path] = (),
-                  synth_videos: int = 0, seed: int = 0, max_impurity_ratio: float = 2.0, log=None) -> Samples:
+                  synth_videos: int = 0, seed: int = 0, max_impurity_ratio: float = 2.0, raw_size: int = RAW_SIZE,
+                  log=None) -> Samples:
     """All training samples of the given sources (see the module docstring).
 
     Raises:
@@ -329,11 +367,11 @@ def build_samples(data: list[Path], *, frames: str | None = None, frame_step: in
         if not d.exists():
             raise InputFileError(d, "no such DATA folder")
         for folder in list_video_folders(d):
-            parts.append(video_samples(folder, rng_frames, frame_step, rng, log=log))
+            parts.append(video_samples(folder, rng_frames, frame_step, rng, log=log, raw_size=raw_size))
     for e in extra_frames:
-        parts.append(extra_frame_samples(Path(e), rng, log=log))
+        parts.append(extra_frame_samples(Path(e), rng, log=log, raw_size=raw_size))
     if synth_videos:
-        parts.append(synth_samples(synth_videos, seed, log=log))
+        parts.append(synth_samples(synth_videos, seed, log=log, raw_size=raw_size))
     out = Samples.concat(parts)
     return subsample_impurities(out, max_impurity_ratio, rng) if max_impurity_ratio else out
 
@@ -350,15 +388,20 @@ def subsample_impurities(s: Samples, ratio: float, rng) -> Samples:
     cand = imp[s.kind[imp] == 0]
     keep_imp = np.concatenate([special[:cap], rng.choice(cand, max(0, cap - len(special)), replace=False)])
     keep = np.sort(np.concatenate([np.flatnonzero(s.labels != 1), keep_imp]))
-    return Samples(s.patches[keep], s.labels[keep], s.source[keep], s.kind[keep], s.frame[keep], s.xy[keep], s.sources)
+    return Samples(s.patches[keep], s.labels[keep], s.source[keep], s.kind[keep], s.frame[keep], s.xy[keep], s.sources,
+                   s.hc[keep])
 
 
 # ------------------------------------------------------------------------------------ augmenting
 
-def augment(raw: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
+def augment(raw: torch.Tensor, crop: int, gen: torch.Generator, hc: torch.Tensor | None = None) -> torch.Tensor:
     """Augmented, normalised crops ``(B, crop, crop)`` from raw patches ``(B, R, R)`` (float, 0-255):
     rotation (any angle for half, multiples of 90 deg for the rest) + flip + +-1 px shift,
-    brightness / contrast, Gaussian blur (30 %), Poisson noise (50 %, 1.5-30 photons per level)."""
+    brightness / contrast, Gaussian blur (30 %), Poisson noise (50 %, 1.5-30 photons per level).
+
+    With ``hc`` (``(B,)`` head contrast of each sample's video, gray levels): ``(B, 2, crop, crop)``,
+    channel 1 = :func:`~spermtrack.detect.classifier.contrast_channel` with the head contrast
+    scaled by the same gain as the crop and jittered x0.8-1.25 (calibration error)."""
     B, R = raw.shape[0], raw.shape[-1]
     u = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
     ang = torch.where(u(B) < 0.5, u(B) * 2 * np.pi, torch.randint(0, 4, (B,), generator=gen).float() * np.pi / 2)
@@ -380,8 +423,12 @@ def augment(raw: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
     # Poisson noise on ~50 %
     lam = torch.exp(np.log(1.5) + u(B) * (np.log(30) - np.log(1.5)))[:, None, None]
     noisy = torch.poisson(x * lam, generator=gen) / lam
-    x = torch.where((u(B) < 0.5)[:, None, None], noisy, x).clamp(0, 255)
-    return normalise_patches(torch.round(x))
+    x = torch.round(torch.where((u(B) < 0.5)[:, None, None], noisy, x).clamp(0, 255))
+    c0 = normalise_patches(x)
+    if hc is None:
+        return c0
+    jitter = torch.exp((u(B) - 0.5) * 2 * math.log(1.25))
+    return torch.stack([c0, contrast_channel(x, hc * gain[:, 0, 0] * jitter)], dim=1)
 
 
 def warp(raw: torch.Tensor, crop: int, ang: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -402,12 +449,16 @@ def warp(raw: torch.Tensor, crop: int, ang: torch.Tensor, flip: torch.Tensor, sh
     return F.grid_sample(raw[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
 
 
-def center_crops(raw: np.ndarray | torch.Tensor, crop: int) -> torch.Tensor:
-    """Unaugmented normalised crops, identical to :func:`~spermtrack.detect.classifier.extract_crops`."""
+def center_crops(raw: np.ndarray | torch.Tensor, crop: int, hc=None) -> torch.Tensor:
+    """Unaugmented normalised crops, identical to :func:`~spermtrack.detect.classifier.extract_crops`
+    (two channels when ``hc``, the ``(n,)`` head contrasts, is given)."""
     raw = torch.as_tensor(np.asarray(raw, np.float32))
     R = raw.shape[-1]
     o = R // 2 - crop // 2
-    return normalise_patches(raw[:, o:o + crop, o:o + crop])
+    p = raw[:, o:o + crop, o:o + crop]
+    if hc is None:
+        return normalise_patches(p)
+    return torch.stack([normalise_patches(p), contrast_channel(p, torch.as_tensor(np.asarray(hc, np.float32)))], 1)
 
 
 # -------------------------------------------------------------------------------------- training
@@ -422,6 +473,8 @@ class ClassifierTrainConfig:
     weight_decay: float = 0.05
     seed: int = 0
     threads: int | None = None
+    channels: int = 2                # 2: + contrast relative to the video's head contrast
+    width: int = 8                   # CNN width (8-16-32 channels at 8)
 
 
 def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch.nn.Module:
@@ -431,10 +484,20 @@ def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg.arch, cfg.crop_size)
+    kw = {"in_channels": cfg.channels}
+    if cfg.arch == "cnn":
+        kw["width"] = cfg.width
+    model = build_model(cfg.arch, cfg.crop_size, **kw)
     n = len(samples.labels)
     if n == 0:
         raise ParameterError("no training samples (no labelled frame in DATA?)")
+    if samples.patches.shape[-1] < cfg.crop_size * math.sqrt(2) + 2:
+        raise ParameterError(f"raw patches of {samples.patches.shape[-1]} px are too small for crop {cfg.crop_size}")
+    hc = None
+    if cfg.channels == 2:
+        h = np.asarray(samples.hc, np.float32)
+        fill = float(np.nanmedian(h)) if np.isfinite(h).any() else 80.0
+        hc = torch.from_numpy(np.where(np.isfinite(h), h, fill).astype(np.float32))
     raw = torch.from_numpy(samples.patches)
     y = torch.from_numpy(samples.labels)
     cnt = torch.bincount(y, minlength=3).float()
@@ -449,8 +512,8 @@ def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch):
             idx = perm[i:i + cfg.batch]
-            xb = augment(raw[idx].float(), cfg.crop_size, gen)
-            out = model(xb[:, None])
+            xb = augment(raw[idx].float(), cfg.crop_size, gen, None if hc is None else hc[idx])
+            out = model(xb[:, None] if xb.ndim == 3 else xb)
             loss = F.cross_entropy(out, y[idx], weight=w, label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -471,7 +534,8 @@ def train_classifier(data: list[Path], out: Path, cfg: ClassifierTrainConfig, *,
 
     t0 = time.time()
     samples = build_samples(data, frames=frames, frame_step=frame_step, extra_frames=extra_frames,
-                            synth_videos=synth_videos, seed=cfg.seed, max_impurity_ratio=max_impurity_ratio, log=log)
+                            synth_videos=synth_videos, seed=cfg.seed, max_impurity_ratio=max_impurity_ratio,
+                            raw_size=max(RAW_SIZE, raw_size_for(cfg.crop_size)), log=log)
     if log:
         log(f"samples: {samples.counts()} ({time.time() - t0:.0f} s)")
     model = train_model(samples, cfg, log=log)
@@ -484,5 +548,5 @@ def train_classifier(data: list[Path], out: Path, cfg: ClassifierTrainConfig, *,
                          f"impurity > {IMPURITY_RADIUS} px from every label, else dropped; "
                          f"candidates BlobDetector(classifier=None).candidates(frame, min_z={LOW_Z})"}
     clf = CandidateClassifier(model, cfg.arch, cfg.crop_size, provenance=prov,
-                              version=f"classifier-v1 (spermtrack {getattr(spermtrack, '__version__', '?')})")
+                              version=f"classifier-v2 (spermtrack {getattr(spermtrack, '__version__', '?')})")
     return clf.save(out)
