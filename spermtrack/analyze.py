@@ -28,7 +28,7 @@ import pandas as pd
 
 from spermtrack.config import Config
 from spermtrack.errors import InputFileError, ParameterError, VideoError
-from spermtrack.types import check_positive
+from spermtrack.types import OTHER_CLS, check_positive
 
 Echo = Callable[[str], None]
 
@@ -133,6 +133,10 @@ def _tracker_params(cfg: Config):
     return TrackerParams(confirm_s=t.confirm_s, max_age_s=t.delete_after_s, max_gate_px=t.max_speed_px_frame)
 
 
+#: length of a sperm head (um) that the detector's measured head core is taken to be
+HEAD_CORE_UM = 4.5
+
+
 def _scale(tracks: pd.DataFrame, um_per_px, detector, source: str, echo: Echo) -> tuple[float, str, dict | None]:
     """The user's um_per_px, or an estimate from the median head box (flagged loudly)."""
     if um_per_px is not None and str(um_per_px).strip().lower() != "estimate":
@@ -143,6 +147,17 @@ def _scale(tracks: pd.DataFrame, um_per_px, detector, source: str, echo: Echo) -
         return check_positive("--um-per-px", v, *UM_PER_PX_RANGE), "user", None
     from spermtrack.kinematics import estimate_um_per_px
 
+    cal = getattr(detector, "calibration", None)
+    if cal is not None and getattr(cal, "head_size_source", "") == "estimated":
+        # the detector measured the half-maximum head core on the strongest heads of the video
+        um = HEAD_CORE_UM / cal.head_length_px
+        info = {"um_per_px": um, "median_head_px": cal.head_length_px, "head_length_um": HEAD_CORE_UM,
+                "source": "estimated from head size", "method": "detector calibration: median half-maximum "
+                "head core length of the strongest heads"}
+        echo(f"WARNING: um_per_px {um:.4f} is ESTIMATED from a median head core length of "
+             f"{cal.head_length_px:.1f} px ({HEAD_CORE_UM} um heads); every velocity and grade depends on it: "
+             f"give --um-per-px from a stage micrometer")
+        return check_positive("estimated um_per_px", um, *UM_PER_PX_RANGE), info["source"], info
     boxes = tracks
     margin = float(getattr(getattr(detector, "params", None), "box_margin_px", 0.0))
     if margin > 0:
@@ -156,13 +171,25 @@ def _scale(tracks: pd.DataFrame, um_per_px, detector, source: str, echo: Echo) -
     return check_positive("estimated um_per_px", est.um_per_px, *UM_PER_PX_RANGE), est.source, info
 
 
+def _majority(tracks: pd.DataFrame) -> pd.Series:
+    return tracks.groupby("track_id")["cls"].agg(lambda c: int(c.mode().iat[0]))
+
+
 def sperm_only(tracks: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The tracks whose majority class is 0 (sperm), and how many other tracks were left out."""
     if tracks.empty:
         return tracks, 0
-    majority = tracks.groupby("track_id")["cls"].agg(lambda c: int(c.mode().iat[0]))
+    majority = _majority(tracks)
     keep = majority.index[majority == 0]
     return tracks[tracks["track_id"].isin(keep)], int(len(majority) - len(keep))
+
+
+def without_other(tracks: pd.DataFrame) -> pd.DataFrame:
+    """The tracks of sperm and clusters: those whose majority class is not 3 (impurity)."""
+    if tracks.empty:
+        return tracks
+    majority = _majority(tracks)
+    return tracks[tracks["track_id"].isin(majority.index[majority != OTHER_CLS])]
 
 
 def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFrame, *, um_per_px: float,
@@ -350,7 +377,9 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
     if truth is not None:
         from spermtrack.truthcheck import check_against_truth
 
-        truth_check = check_against_truth(truth, all_tracks, summaries["track"], min_duration_s=k.min_duration_s)
+        # the truth holds sperm and clusters; impurities (class 3) are not objects of the truth
+        truth_check = check_against_truth(truth, without_other(all_tracks), summaries["track"],
+                                          min_duration_s=k.min_duration_s)
 
     meta = {
         "software": "spermtrack", "command": "analyze", "status": "complete",

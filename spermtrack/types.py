@@ -34,9 +34,10 @@ TRACK_DTYPES: dict[str, str] = {
 }
 
 #: VISEM-Tracking class ids (``0 sperm, 1 cluster, 2 small_or_pinhead``).
-#: 0-2 are VISEM-Tracking's classes; 3 is what the detector's classifier calls an impurity
+#: 0-2 are VISEM-Tracking's classes; 3 (OTHER_CLS) is what the detector's classifier calls an impurity
 #: (debris, out-of-focus cell, tail fragment): tracked and exported, never graded.
 CLASS_NAMES: dict[int, str] = {0: "sperm", 1: "cluster", 2: "small_or_pinhead", 3: "other"}
+OTHER_CLS = 3
 
 
 @dataclass(frozen=True)

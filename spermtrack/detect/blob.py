@@ -20,11 +20,7 @@ import numpy as np
 from spermtrack.detect.calibrate import (DetectorCalibration, calibrate, local_maxima, oriented,
                                          recalibrate_chunk, response)
 from spermtrack.errors import ParameterError
-from spermtrack.types import Detections
-
-#: ``Detections.cls`` of candidates the classifier calls impurities (debris, out-of-focus cells,
-#: tail fragments): exported and tracked, never graded (see :data:`spermtrack.types.CLASS_NAMES`).
-OTHER_CLS = 3
+from spermtrack.types import OTHER_CLS, Detections
 POLARITIES = ("auto", "bright", "dark")
 
 
@@ -49,8 +45,9 @@ class BlobParams:
         head_length_px: the head core length in px; None estimates it from the video.
         calib_frames: frames of the first chunk used to calibrate.
         recalibrate: re-estimate the head level on every later chunk (illumination drift).
-        box_margin_px: added on each side of the head's half-maximum ellipse (boxes resemble
-            annotated ones, which include the halo).
+        box_margin_px: added on each side of the head's half-maximum ellipse.
+        box_factor: boxes are at least this many head core lengths wide and high (annotated
+            boxes include the halo: VISEM's are ~2.5 core lengths).
         edge_px: a blob whose visible centroid lies closer than this to the frame edge is a head
             centred outside the frame; dropped (0 keeps them).
         merge_factor: two maxima up to this many head lengths apart are one object when the
@@ -70,6 +67,7 @@ class BlobParams:
     calib_frames: int = 16
     recalibrate: bool = True
     box_margin_px: float = 4.0
+    box_factor: float = 2.5
     edge_px: float = 2.0
     cluster_area_factor: float = 6.0
     merge_factor: float = 1.2
@@ -215,8 +213,11 @@ class BlobDetector:
         f = {k: v[ok] for k, v in f.items()}
         cx, cy = f["x"], f["y"]
         c, s = np.cos(f["angle"]), np.sin(f["angle"])
-        half_w = np.sqrt((f["a"] * c) ** 2 + (f["b"] * s) ** 2) + p.box_margin_px
-        half_h = np.sqrt((f["a"] * s) ** 2 + (f["b"] * c) ** 2) + p.box_margin_px
+        # label-like boxes: VISEM boxes include the halo, ~2.5 head core lengths (median 22 px
+        # for ~9 px cores over the 16 gt videos); a larger blob keeps its own extent
+        half_min = p.box_factor * cal.head_length_px / 2
+        half_w = np.maximum(np.sqrt((f["a"] * c) ** 2 + (f["b"] * s) ** 2) + p.box_margin_px, half_min)
+        half_h = np.maximum(np.sqrt((f["a"] * s) ** 2 + (f["b"] * c) ** 2) + p.box_margin_px, half_min)
         H, W = bright.shape
         xyxy = np.stack([np.clip(cx - half_w, 0, W), np.clip(cy - half_h, 0, H),
                          np.clip(cx + half_w, 0, W), np.clip(cy + half_h, 0, H)], axis=1)
@@ -232,10 +233,12 @@ class BlobDetector:
                 # an out-of-focus blob is much dimmer than an in-focus head of the same video
                 kw["head_contrast_gray"] = cal.spread_gray * cal.head_level_z
             prob = np.asarray(clf.predict_proba(bright, cx, cy, **kw), np.float64)
+            # the classifier decides head or not; a cluster is a blob of several head cores (its
+            # own cluster class is too rare in training to be trusted alone: benchmark F1 ~0.1)
             sperm = prob[:, 0] >= p.sperm_min_prob
-            cluster = ~sperm & (prob[:, 2] > prob[:, 1])
-            cls = np.where(sperm, np.where(cls == 1, 1, 0), np.where(cluster, 1, OTHER_CLS))
-            conf = np.where(sperm, prob[:, 0], np.where(cluster, prob[:, 2], prob[:, 1]))
+            cluster = (cls == 1) & (sperm | (prob[:, 2] > prob[:, 1]))
+            cls = np.where(cluster, 1, np.where(sperm, 0, OTHER_CLS))
+            conf = np.where(cluster, prob[:, 0] + prob[:, 2], np.where(sperm, prob[:, 0], prob[:, 1]))
         return Detections(xyxy, conf, cls)
 
 

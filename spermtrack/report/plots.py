@@ -114,7 +114,8 @@ def plot_grades(path: str | Path, summary) -> Path:
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
     x = np.arange(len(names))
     ax.bar(x, np.nan_to_num(pct), color=colors, alpha=0.9)
-    err = np.vstack([np.nan_to_num(pct - lo), np.nan_to_num(hi - pct)])
+    # clipped at 0: a window-mode share can sit a hair outside its Kish-weighted Wilson interval
+    err = np.clip(np.vstack([np.nan_to_num(pct - lo), np.nan_to_num(hi - pct)]), 0, None)
     ax.errorbar(x, np.nan_to_num(pct), yerr=err, fmt="none", ecolor="k", capsize=4, lw=1)
     for i, n in enumerate(names):
         if np.isfinite(pct[i]):
