@@ -29,6 +29,19 @@ def test_extract_crops_normalisation_is_illumination_invariant():
     assert np.all(flat == 0)  # floor: a flat crop is not amplified into noise
 
 
+def test_contrast_channel_is_relative_to_the_video_head_contrast():
+    img = np.full((60, 80), 70, np.uint8)
+    img[28:33, 38:43] = 150  # a head 80 levels above the background
+    c = extract_crops(img, [40.0], [30.0], size=24, channels=2, head_contrast_gray=80.0)
+    assert c.shape == (1, 2, 24, 24) and c.dtype == np.float32
+    assert np.allclose(c[:, 0], extract_crops(img, [40.0], [30.0], size=24))  # channel 0 as before
+    assert abs(c[0, 1, 12, 12] - np.arcsinh(2.0) / 2) < 1e-4 and abs(c[0, 1, 0, 0]) < 1e-6
+    faint = extract_crops(img, [40.0], [30.0], size=24, channels=2, head_contrast_gray=320.0)
+    assert faint[0, 1, 12, 12] < 0.5 * c[0, 1, 12, 12]  # the same blob in a video of brighter heads
+    auto = extract_crops(img, [40.0], [30.0], size=24, channels=2)  # no calibration given: estimated
+    assert auto.shape == (1, 2, 24, 24) and np.isfinite(auto).all()
+
+
 def test_extract_crops_edges():
     rng = np.random.default_rng(1)
     img = rng.integers(60, 90, (48, 64)).astype(np.uint8)
@@ -54,7 +67,10 @@ def test_default_weights_load_and_predict_shapes():
     xs, ys = rng.uniform(0, 639, 37), rng.uniform(0, 479, 37)
     p = clf.predict_proba(img, xs, ys)
     assert p.shape == (37, 3) and np.allclose(p.sum(1), 1, atol=1e-5) and (p >= 0).all()
+    q = clf.predict_proba(img, xs, ys, head_contrast_gray=80.0)
+    assert q.shape == (37, 3) and np.allclose(q.sum(1), 1, atol=1e-5)
     assert clf.predict_proba(img, [], []).shape == (0, 3)
+    assert clf.predict_proba(img, [], [], head_contrast_gray=80.0).shape == (0, 3)
 
 
 def test_models_and_maps():
@@ -65,6 +81,11 @@ def test_models_and_maps():
     assert vit(x).shape == (5, 3) and cnn(x).shape == (5, 3)
     assert vit.attention_rollout(x).shape == (5, 6, 6)
     assert grad_cam(cnn.eval(), x).shape == (5, 6, 6)
+    x2 = torch.randn(4, 2, 32, 32)
+    vit2, cnn2 = TinyViT(size=32, in_channels=2), TinyCNN(size=32, in_channels=2, width=12)
+    assert vit2(x2).shape == (4, 3) and cnn2(x2).shape == (4, 3)
+    clf = CandidateClassifier(cnn2, "cnn", 32)
+    assert clf.channels == 2 and clf.model_kwargs == {"width": 12, "in_channels": 2}
 
 
 def test_labelling_rule_and_frames_spec():
@@ -99,8 +120,12 @@ def test_default_separates_real_heads_from_background():
     d = np.hypot(bg[:, None, 0] - lab[None, :, 1] * W, bg[:, None, 1] - lab[None, :, 2] * H).min(1)
     bg = bg[d > 15][:150]
     clf = CandidateClassifier.load()
-    ph = clf.predict_proba(img, heads[:, 0], heads[:, 1])[:, 0]
-    pb = clf.predict_proba(img, bg[:, 0], bg[:, 1])[:, 0]
+    from spermtrack.detect.calibrate import calibrate
+
+    cal = calibrate([img])
+    hc = cal.spread_gray * cal.head_level_z
+    ph = clf.predict_proba(img, heads[:, 0], heads[:, 1], head_contrast_gray=hc)[:, 0]
+    pb = clf.predict_proba(img, bg[:, 0], bg[:, 1], head_contrast_gray=hc)[:, 0]
     assert ph.mean() > pb.mean() + 0.3
     auc = (ph[:, None] > pb[None, :]).mean() + 0.5 * (ph[:, None] == pb[None, :]).mean()
     assert auc > 0.9, auc
@@ -126,7 +151,7 @@ def test_cli_tiny_training_run(tiny_synth, tmp_path):
                "--frame-step", "3", "--frames", "0:8"])
     assert rc == 0 and out.is_file()
     clf = CandidateClassifier.load(out)
-    assert clf.arch == "cnn" and clf.provenance["frames"] == "0:8"
+    assert clf.arch == "cnn" and clf.provenance["frames"] == "0:8" and clf.channels == 2
     assert clf.predict_proba(np.full((60, 80), 80, np.uint8), [10, 40], [10, 30]).shape == (2, 3)
 
 

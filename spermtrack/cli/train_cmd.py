@@ -90,13 +90,16 @@ def train_seg_cmd(data, out_path, model, epochs, imgsz, batch, crop_size, anchor
 @click.option("--max-impurity-ratio", type=float, default=2.0, show_default=True,
               help="Keep at most this many impurity samples per sperm/cluster sample (0: all).")
 @click.option("--crop-size", type=int, default=24, show_default=True, help="Crop side (px).")
+@click.option("--channels", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="1: per-crop normalised crop only; 2: + contrast relative to the video's head contrast.")
+@click.option("--width", type=int, default=8, show_default=True, help="CNN width (channels of the first conv).")
 @click.option("--extra-frames", "extra_frames", multiple=True, type=click.Path(path_type=Path),
               help="Folder of labelled real JPEGs (<vid>_frame_<n>[_approx].jpg + labels/); repeatable.")
 @click.option("--synth-videos", type=int, default=0, show_default=True,
               help="Add N synthetic videos rendered on the fly.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch, max_impurity_ratio, crop_size,
-                         extra_frames, synth_videos, seed) -> None:
+                         channels, width, extra_frames, synth_videos, seed) -> None:
     """Train the sperm / impurity / cluster classifier of detector candidates on DATA (VISEM-layout
     video folders or roots, real or `spermtrack synth` output)."""
     from spermtrack.detect.classifier_data import ClassifierTrainConfig, train_classifier
@@ -107,11 +110,12 @@ def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch
     for d in data:
         if not Path(d).exists():
             raise InputFileError(d, "no such DATA folder")
-    cfg = ClassifierTrainConfig(arch=arch, crop_size=crop_size, epochs=epochs, batch=batch, seed=seed)
+    cfg = ClassifierTrainConfig(arch=arch, crop_size=crop_size, epochs=epochs, batch=batch, seed=seed,
+                                channels=int(channels), width=width)
     command = " ".join(["spermtrack train classifier", *map(str, data), f"--arch {arch}"]
                        + ([f"--frames {frames}"] if frames else [])
                        + [f"--frame-step {frame_step} --epochs {epochs} --batch {batch} --max-impurity-ratio {max_impurity_ratio:g} "
-                          f"--crop-size {crop_size}"]
+                          f"--crop-size {crop_size} --channels {channels} --width {width}"]
                        + [f"--extra-frames {e}" for e in extra_frames]
                        + [f"--synth-videos {synth_videos} --seed {seed} --out {out_path}"])
     out = train_classifier(list(data), out_path, cfg, frames=frames, frame_step=frame_step,
