@@ -43,8 +43,9 @@ sys.path.insert(0, str(ROOT))
 from spermtrack.detect.blob import BlobDetector  # noqa: E402
 from spermtrack.detect.classifier import (CLASSES, CandidateClassifier, TinyViT, extract_crops,  # noqa: E402
                                           grad_cam, poisson_noise)
-from spermtrack.detect.classifier_data import (IMPURITY_RADIUS, ClassifierTrainConfig, _plain_detector,  # noqa: E402
-                                               assign_labels, build_samples, detector_candidates, train_model)
+from spermtrack.detect.classifier_data import (IMPURITY_RADIUS, RAW_SIZE, ClassifierTrainConfig,  # noqa: E402
+                                               _plain_detector, assign_labels, build_samples, detector_candidates,
+                                               raw_size_for, train_model)
 from spermtrack.io.atomic import write_text_atomic  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "visem"
@@ -106,6 +107,9 @@ def main() -> int:
     ap.add_argument("--frame-step", type=int, default=5)
     ap.add_argument("--synth-videos", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--crop-size", type=int, default=24)
+    ap.add_argument("--channels", type=int, default=2, choices=(1, 2))
+    ap.add_argument("--max-impurity-ratio", type=float, default=2.0)
     ap.add_argument("--eval-step", type=int, default=5, help="every n-th held-out frame")
     ap.add_argument("--smoke", action="store_true", help="wiring check: 2 training frames, 3 eval frames, no results")
     ap.add_argument("--save-dir", type=Path, default=None, help="also save the trained ViT / CNN here")
@@ -116,15 +120,17 @@ def main() -> int:
     t_start = time.time()
     log = lambda m: print(m, flush=True)  # noqa: E731
     samples = build_samples([VIDEO], frames="0:12" if args.smoke else "0:735", frame_step=args.frame_step, extra_frames=[FRAMES12],
-                            synth_videos=args.synth_videos, seed=args.seed, log=log)
+                            synth_videos=args.synth_videos, seed=args.seed, max_impurity_ratio=args.max_impurity_ratio,
+                            raw_size=max(RAW_SIZE, raw_size_for(args.crop_size)), log=log)
     log(f"train samples {samples.counts()}")
     models: dict[str, CandidateClassifier] = {}
     train_s = {}
     for arch in ("vit", "cnn"):
         t0 = time.time()
-        m = train_model(samples, ClassifierTrainConfig(arch=arch, epochs=args.epochs, seed=args.seed), log=log)
+        m = train_model(samples, ClassifierTrainConfig(arch=arch, epochs=args.epochs, seed=args.seed,
+                                                       crop_size=args.crop_size, channels=args.channels), log=log)
         train_s[arch] = time.time() - t0
-        models[arch] = CandidateClassifier(m, arch, provenance={"benchmark": "benchmarks/classifier.py"})
+        models[arch] = CandidateClassifier(m, arch, args.crop_size, provenance={"benchmark": "benchmarks/classifier.py"})
         if args.save_dir:
             models[arch].save(args.save_dir / f"classifier_{arch}.pt")
     try:
@@ -138,6 +144,14 @@ def main() -> int:
             dets_by[f"detector + {name} classifier"] = BlobDetector(classifier=clf)
         except TypeError:
             pass
+    # calibrate every detector on the first 16 held-out frames (as `analyze` does on its first chunk)
+    first = np.stack([img for _, img, _ in eval_frames(args.eval_step, 16)])
+    for d in dets_by.values():
+        d.calibrate(first)
+    cal = next(iter(dets_by.values())).calibration
+    hc = float(cal.spread_gray * cal.head_level_z)
+    log(f"held-out calibration: spread {cal.spread_gray:.2f} gray, head level {cal.head_level_z:.1f} z, "
+        f"head contrast {hc:.1f} gray levels, threshold {cal.threshold_z:.2f} z")
     ys, probs = [], {(n, k): [] for n in models for k in (0.0, *PHOTONS)}
     detc = {}
     keep_crops = []
@@ -161,10 +175,10 @@ def main() -> int:
         add("all candidates (floor z=2)", np.c_[x, y], boxes)
         noisy = {k: poisson_noise(bright, k, rng) for k in PHOTONS}
         for name, clf in models.items():
-            p = clf.predict_proba(bright, x, y)
+            p = clf.predict_proba(bright, x, y, head_contrast_gray=hc)
             probs[(name, 0.0)].append(p[ok])
             for k in PHOTONS:
-                probs[(name, k)].append(clf.predict_proba(noisy[k], x[ok], y[ok]))
+                probs[(name, k)].append(clf.predict_proba(noisy[k], x[ok], y[ok], head_contrast_gray=hc))
             add(f"all candidates -> {name} (p_sperm >= 0.5)", np.c_[x, y][p[:, 0] >= 0.5], boxes)
         if len(keep_crops) < 1 and (f >= 1000 or args.smoke):
             keep_crops.append((bright, x[ok], y[ok], lab[ok]))
@@ -178,23 +192,28 @@ def main() -> int:
     thr = {}
     for name in ("vit", "cnn"):
         clf = models[name]
-        clf.predict_proba(img, cx, cy)
+        clf.predict_proba(img, cx, cy, head_contrast_gray=hc)
         t0 = time.perf_counter()
         for _ in range(50):
-            clf.predict_proba(img, cx, cy)
+            clf.predict_proba(img, cx, cy, head_contrast_gray=hc)
         dt = (time.perf_counter() - t0) / 50
         thr[name] = (200 / dt, dt * 1470)
 
     lines = ["# Candidate classifier: small ViT vs small CNN (real VISEM, held-out frames)", "",
              f"- command: `python benchmarks/classifier.py --epochs {args.epochs} --frame-step {args.frame_step} "
-             f"--synth-videos {args.synth_videos} --seed {args.seed} --eval-step {args.eval_step}`",
+             f"--synth-videos {args.synth_videos} --seed {args.seed} --eval-step {args.eval_step} "
+             f"--crop-size {args.crop_size} --channels {args.channels} --max-impurity-ratio {args.max_impurity_ratio:g}`",
              f"- date: {_dt.datetime.now().isoformat(timespec='minutes')}; machine: {platform.machine()}, "
              f"{os.cpu_count()} CPU cores (shared), torch {torch.__version__} ({torch.get_num_threads()} threads), no GPU; "
              f"total run time {(time.time() - t_start) / 60:.1f} min",
              f"- trained on: VISEM-Tracking video 11 frames 0-734 every {args.frame_step}th frame, frames12 (3 real "
              f"frames of video 12), {args.synth_videos} synthetic videos x 8 frames; samples {samples.counts()} "
              f"(candidates + label centres + random background + dark-ridge + halo-rim points); "
-             f"{args.epochs} epochs, seed {args.seed}; training time ViT {train_s['vit']:.0f} s, CNN {train_s['cnn']:.0f} s",
+             f"{args.epochs} epochs, seed {args.seed}, crop {args.crop_size} px, {args.channels} input channel(s)"
+             f"{' (per-crop normalised + contrast / video head contrast)' if args.channels == 2 else ''}; "
+             f"training time ViT {train_s['vit']:.0f} s, CNN {train_s['cnn']:.0f} s",
+             f"- detectors calibrated on the first 16 held-out frames (head contrast {hc:.1f} gray levels, "
+             f"passed to every classifier as `head_contrast_gray`)",
              f"- evaluated on: HELD-OUT video 11 frames 735-1469, every 5th ({n_frames} frames): "
              f"{len(y_all)} detector candidates (BlobDetector(classifier=None).candidates(frame, min_z=2)) labelled by "
              f"distance (sperm <= 8 px of a sperm label, cluster inside a cluster box, impurity > 12 px from every "
@@ -205,7 +224,7 @@ def main() -> int:
              ""]
     if "default" in models:
         d = models["default"]
-        lines.append(f"- default weights: arch `{d.arch}`, crop {d.crop_size} px, {d.version}, trained by "
+        lines.append(f"- default weights: arch `{d.arch}`, crop {d.crop_size} px, {d.channels} channel(s), {d.version}, trained by "
                      f"`{d.provenance.get('command', '?')}`")
         lines.append("")
     lines += ["## Classification of held-out candidates", "",
@@ -249,26 +268,29 @@ def main() -> int:
     for k, n in ((0, 3), (1, 3), (2, 1)):
         idx = np.flatnonzero(lab == k)
         pick += list(rng.choice(idx, min(n, len(idx)), replace=False))
-    crops = torch.from_numpy(extract_crops(img, x[pick], y[pick], 24))
+    S = args.crop_size
+    crops = torch.from_numpy(extract_crops(img, x[pick], y[pick], S, channels=args.channels, head_contrast_gray=hc))
+    xin = crops if crops.ndim == 4 else crops[:, None]
+    show = xin[:, 0]
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     vit, cnn = models["vit"].model, models["cnn"].model
-    roll = vit.attention_rollout(crops[:, None]) if isinstance(vit, TinyViT) else None
-    cam = grad_cam(cnn, crops[:, None])
+    roll = vit.attention_rollout(xin) if isinstance(vit, TinyViT) else None
+    cam = grad_cam(cnn, xin)
     pv = models["vit"].predict_crops(crops)
     pc = models["cnn"].predict_crops(crops)
     fig, axes = plt.subplots(3, len(pick), figsize=(1.6 * len(pick), 5.2))
     for j in range(len(pick)):
-        axes[0, j].imshow(crops[j], cmap="gray")
+        axes[0, j].imshow(show[j], cmap="gray")
         axes[0, j].set_title(f"true {CLASSES[lab[pick[j]]]}", fontsize=7)
-        axes[1, j].imshow(crops[j], cmap="gray")
-        axes[1, j].imshow(torch.nn.functional.interpolate(roll[j][None, None], size=24, mode="bilinear")[0, 0],
+        axes[1, j].imshow(show[j], cmap="gray")
+        axes[1, j].imshow(torch.nn.functional.interpolate(roll[j][None, None], size=S, mode="bilinear")[0, 0],
                           cmap="jet", alpha=0.45)
         axes[1, j].set_title(f"ViT: {CLASSES[pv[j].argmax()]} {pv[j].max():.2f}", fontsize=7)
-        axes[2, j].imshow(crops[j], cmap="gray")
-        axes[2, j].imshow(torch.nn.functional.interpolate(cam[j][None, None], size=24, mode="bilinear")[0, 0],
+        axes[2, j].imshow(show[j], cmap="gray")
+        axes[2, j].imshow(torch.nn.functional.interpolate(cam[j][None, None], size=S, mode="bilinear")[0, 0],
                           cmap="jet", alpha=0.45)
         axes[2, j].set_title(f"CNN: {CLASSES[pc[j].argmax()]} {pc[j].max():.2f}", fontsize=7)
         for i in range(3):
