@@ -50,6 +50,11 @@ def plausibility_warnings(*, n_frames: int, fps: float, n_detections: int, track
     if dets_per_frame > 3 * max(mean_in_view, 1.0):
         out.append(f"{dets_per_frame:.1f} head detections per frame but only {mean_in_view:.1f} tracked cells "
                    f"in view: the detector fires on background structure or the tracker drops cells")
+    strong = (calibration or {}).get("strong_per_frame")
+    if strong is not None and np.isfinite(strong) and dets_per_frame > 3 * max(strong, 1.0):
+        out.append(f"{dets_per_frame:.1f} head detections per frame where the calibration saw about {strong:.0f} "
+                   f"clear heads per frame: the operating point is too low (a fixed --config threshold?) or the "
+                   f"classifier accepts impurities")
     n_tracks = int(tracks["track_id"].nunique()) if len(tracks) else 0
     if mean_in_view > 0 and n_tracks:
         # a field holds ~mean_in_view cells at a time; swimmers cross it in a few seconds, so

@@ -26,7 +26,7 @@ def _metrics(vcl: float, n: int = 20) -> pd.DataFrame:
 
 
 GOOD = dict(n_frames=1500, fps=50.0, um_per_px=0.5, um_per_px_source="user", min_duration_s=0.5,
-            calibration={"head_length_px": 9.0})
+            calibration={"head_length_px": 9.0, "strong_per_frame": 38.0})
 
 
 def _warn(**kw):
@@ -43,6 +43,8 @@ def test_a_plausible_video_gives_no_warning():
     (dict(n_frames=20, tracks=_tracks(5, 20, 20), n_detections=100), "shorter than the minimum"),
     (dict(n_detections=0), "zero sperm heads"),
     (dict(n_detections=40 * 1500 * 10), "detections per frame but only"),
+    (dict(n_detections=40 * 1500 * 4, calibration={"head_length_px": 9.0, "strong_per_frame": 40.0}),
+     "clear heads per frame"),
     (dict(tracks=_tracks(40, 1500, 10)), "fragmented"),
     (dict(calibration={"head_length_px": 40.0}), "check --um-per-px"),
     (dict(metrics=_metrics(900.0)), "frame rate"),

@@ -83,6 +83,8 @@ class DetectorCalibration:
         threshold_rule: how the threshold was placed.
         mixture: the two-component fit on log2 z (means, sds, weights; z units).
         n_frames, n_candidates: what the calibration saw.
+        strong_per_frame: candidates per frame at or above half the head level: about the
+            number of clear heads in view (a reference for the plausibility checks).
         spread_gray: median background spread of the calibration frames (gray levels).
         chunks: later re-estimates ``{"start_frame", "head_level_z", "threshold_z"}``.
         warnings: notes (no head mode, ambiguous polarity, too few candidates).
@@ -105,6 +107,7 @@ class DetectorCalibration:
     n_frames: int
     n_candidates: int
     spread_gray: float
+    strong_per_frame: float = float("nan")
     chunks: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
@@ -123,7 +126,8 @@ class DetectorCalibration:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["threshold_z"] = None if not np.isfinite(self.threshold_z) else round(float(self.threshold_z), 3)
-        for k in ("head_length_px", "head_width_px", "sigma_px", "separation_px", "head_level_z", "spread_gray"):
+        for k in ("head_length_px", "head_width_px", "sigma_px", "separation_px", "head_level_z", "spread_gray",
+                  "strong_per_frame"):
             d[k] = round(float(d[k]), 3) if np.isfinite(d[k]) else None
         return d
 
@@ -389,6 +393,7 @@ def calibrate(frames, *, polarity: str = "auto", head_length_px: float | None = 
         sigma_px=scale.sigma_px, separation_px=scale.separation_px, window_px=scale.window_px,
         floor_z=floor_z, head_level_z=H, threshold_z=thr, threshold_rule=rule, mixture=mix,
         n_frames=len(sample), n_candidates=int((allz >= floor_z).sum()),
+        strong_per_frame=float((allz >= 0.5 * H).sum() / len(sample)) if np.isfinite(H) else 0.0,
         spread_gray=float(np.median(spreads)) if spreads else float("nan"), warnings=warnings)
 
 
