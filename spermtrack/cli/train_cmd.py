@@ -96,13 +96,19 @@ def train_seg_cmd(data, out_path, model, epochs, imgsz, batch, crop_size, anchor
 @click.option("--extra-frames", "extra_frames", multiple=True, type=click.Path(path_type=Path),
               help="Folder of labelled real JPEGs (<vid>_frame_<n>[_approx].jpg + labels/); repeatable.")
 @click.option("--synth-videos", type=int, default=0, show_default=True,
-              help="Add N synthetic videos rendered on the fly.")
+              help="Add N synthetic videos rendered on the fly (cycling over looks x difficulties).")
+@click.option("--synth-looks", default="visem", show_default=True,
+              help="Phantom looks of the synthetic videos, comma-separated (visem, classic).")
+@click.option("--synth-difficulties", default="easy,medium,hard", show_default=True,
+              help="Difficulties of the synthetic videos, comma-separated (easy, medium, hard).")
+@click.option("--label-smoothing", type=float, default=0.05, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch, max_impurity_ratio, crop_size,
-                         channels, width, extra_frames, synth_videos, seed) -> None:
+                         channels, width, extra_frames, synth_videos, synth_looks, synth_difficulties,
+                         label_smoothing, seed) -> None:
     """Train the sperm / impurity / cluster classifier of detector candidates on DATA (VISEM-layout
     video folders or roots, real or `spermtrack synth` output)."""
-    from spermtrack.detect.classifier_data import ClassifierTrainConfig, train_classifier
+    from spermtrack.detect.classifier_data import ClassifierTrainConfig, parse_list, train_classifier
     from spermtrack.errors import InputFileError
 
     if not data and not extra_frames and not synth_videos:
@@ -110,15 +116,20 @@ def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch
     for d in data:
         if not Path(d).exists():
             raise InputFileError(d, "no such DATA folder")
+    looks = parse_list(synth_looks, ("visem", "classic"), "--synth-looks")
+    diffs = parse_list(synth_difficulties, ("easy", "medium", "hard"), "--synth-difficulties")
     cfg = ClassifierTrainConfig(arch=arch, crop_size=crop_size, epochs=epochs, batch=batch, seed=seed,
-                                channels=int(channels), width=width)
+                                channels=int(channels), width=width, label_smoothing=label_smoothing)
     command = " ".join(["spermtrack train classifier", *map(str, data), f"--arch {arch}"]
                        + ([f"--frames {frames}"] if frames else [])
                        + [f"--frame-step {frame_step} --epochs {epochs} --batch {batch} --max-impurity-ratio {max_impurity_ratio:g} "
                           f"--crop-size {crop_size} --channels {channels} --width {width}"]
                        + [f"--extra-frames {e}" for e in extra_frames]
-                       + [f"--synth-videos {synth_videos} --seed {seed} --out {out_path}"])
+                       + [f"--synth-videos {synth_videos}"]
+                       + ([f"--synth-looks {','.join(looks)} --synth-difficulties {','.join(diffs)}"] if synth_videos else [])
+                       + [f"--label-smoothing {label_smoothing:g} --seed {seed} --out {out_path}"])
     out = train_classifier(list(data), out_path, cfg, frames=frames, frame_step=frame_step,
                            extra_frames=list(extra_frames), synth_videos=synth_videos,
-                           max_impurity_ratio=max_impurity_ratio, command=command, log=lambda m: click.echo(m, err=True))
+                           max_impurity_ratio=max_impurity_ratio, synth_looks=looks, synth_difficulties=diffs,
+                           command=command, log=lambda m: click.echo(m, err=True))
     click.echo(f"weights: {out}")

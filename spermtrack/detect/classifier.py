@@ -332,12 +332,14 @@ class CandidateClassifier:
         path: the weights file it was loaded from (None when built in memory).
         threads: torch threads used by inference (default 1: fastest for ~200 crops per frame;
             None keeps torch's setting).
+        tta: test-time augmentation: average the probabilities over the 8 rotations by 90 degrees
+            and flips of each crop (8x the model cost; recorded in the weights header).
         model: the torch module (eval mode, CPU).
     """
 
     def __init__(self, model: nn.Module, arch: str, crop_size: int = CROP_SIZE, *, model_kwargs: dict | None = None,
                  provenance: dict | None = None, version: str = "", path: Path | None = None,
-                 batch_size: int = 2048, threads: int | None = 1):
+                 batch_size: int = 2048, threads: int | None = 1, tta: bool = False):
         self.model = model.eval()
         self.arch = arch
         self.crop_size = int(crop_size)
@@ -348,6 +350,7 @@ class CandidateClassifier:
         self.path = path
         self.batch_size = batch_size
         self.threads = threads
+        self.tta = bool(tta)
 
     @property
     def channels(self) -> int:
@@ -362,7 +365,7 @@ class CandidateClassifier:
                                   "floor": SCALE_FLOOR, "compress": f"asinh(z/{COMPRESS})",
                                   **({"channel_1": f"asinh({HC_GAIN:g} (crop - ring median) / head_contrast_gray) / {HC_GAIN:g}"}
                                      if self.channels == 2 else {})},
-                "provenance": self.provenance, "version": self.version}
+                "tta": self.tta, "provenance": self.provenance, "version": self.version}
 
     def save(self, path: str | Path) -> Path:
         """Write ``{"header": JSON text, "state_dict": ...}`` (loadable with ``weights_only=True``)."""
@@ -396,7 +399,8 @@ class CandidateClassifier:
         if int(head.get("format", 0)) > FORMAT_VERSION:
             raise InputFileError(p, f"weights format {head['format']} is newer than this spermtrack ({FORMAT_VERSION})")
         return cls(model, head["arch"], int(head["crop_size"]), model_kwargs=head.get("model_kwargs", {}),
-                   provenance=head.get("provenance", {}), version=head.get("version", ""), path=p)
+                   provenance=head.get("provenance", {}), version=head.get("version", ""), path=p,
+                   tta=bool(head.get("tta", False)))
 
     # -- inference
     def predict_crops(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -413,8 +417,15 @@ class CandidateClassifier:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                for i in range(0, len(x), self.batch_size):
-                    out.append(torch.softmax(self.model(x[i:i + self.batch_size]), dim=1))
+                step = max(1, self.batch_size // 8) if self.tta else self.batch_size
+                for i in range(0, len(x), step):
+                    xb = x[i:i + step]
+                    if self.tta:  # the 8 rotations / flips in one batch, probabilities averaged
+                        views = [torch.rot90(v, k, (2, 3)) for v in (xb, xb.flip(3)) for k in range(4)]
+                        p = torch.softmax(self.model(torch.cat(views)), dim=1)
+                        out.append(p.reshape(8, len(xb), -1).mean(0))
+                    else:
+                        out.append(torch.softmax(self.model(xb), dim=1))
         finally:
             if self.threads and self.threads != prev:
                 torch.set_num_threads(prev)
@@ -436,4 +447,4 @@ class CandidateClassifier:
 
     def __repr__(self) -> str:
         return (f"CandidateClassifier(arch={self.arch!r}, crop_size={self.crop_size}, channels={self.channels}, "
-                f"version={self.version!r})")
+                f"tta={self.tta}, version={self.version!r})")

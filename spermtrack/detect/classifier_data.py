@@ -323,18 +323,34 @@ def extra_frame_samples(folder: Path, rng, log=None, **kw) -> Samples:
     return out
 
 
-def synth_samples(n_videos: int, seed: int, frames_per_video: int = 8, log=None, **kw) -> Samples:
-    """Samples of ``n_videos`` synthetic videos rendered on the fly (``look="visem"`` when the
-    simulator has it), ``frames_per_video`` frames each."""
+#: Seeds of the synthetic training videos start here (the phantom benchmark clips use seeds 3-12
+#: and 9001-9002: held out).
+SYNTH_SEED_BASE = 20000
+
+
+def synth_samples(n_videos: int, seed: int, frames_per_video: int = 8, log=None, *,
+                  looks=("visem",), difficulties=("easy", "medium", "hard"), **kw) -> Samples:
+    """Samples of ``n_videos`` synthetic videos rendered on the fly, ``frames_per_video`` frames each.
+
+    The videos cycle over every ``(look, difficulty)`` pair of ``looks`` x ``difficulties``
+    (``simulate_cells(look=...)``; a simulator without looks renders its only one), 640x480,
+    15-60 cells, seeds ``SYNTH_SEED_BASE + 1000 * seed + i`` (never a phantom benchmark seed). The
+    phantom's exact truth labels the points: label boxes of class 0 are sperm heads, class 1
+    clusters, everything else impurity (pinheads only make points ambiguous, as on real video)."""
     from spermtrack.synth import render_frame, simulate_cells
 
-    params = inspect.signature(simulate_cells).parameters
+    has_look = "look" in inspect.signature(simulate_cells).parameters
+    looks = tuple(looks) if has_look else ("default",)
+    combos = [(lk, d) for lk in looks for d in difficulties]
+    if not combos:
+        raise ParameterError("synthetic samples need at least one look and one difficulty")
     parts = []
     rng = np.random.default_rng(seed)
     for i in range(n_videos):
-        extra = {"look": "visem"} if "look" in params else {}
-        diff = ("easy", "medium", "hard")[i % 3]
-        scene = simulate_cells(seconds=1.0, fps=50, cells=float(rng.uniform(15, 50)), seed=seed * 1000 + i,
+        look, diff = combos[i % len(combos)]
+        extra = {"look": look} if has_look else {}
+        vseed = SYNTH_SEED_BASE + 1000 * seed + i
+        scene = simulate_cells(seconds=1.0, fps=50, cells=float(rng.uniform(15, 60)), seed=vseed,
                                difficulty=diff, **extra)
         fs = np.linspace(0, scene.n_frames - 1, frames_per_video).astype(int)
         imgs = [render_frame(scene, int(f)) for f in fs]
@@ -342,16 +358,25 @@ def synth_samples(n_videos: int, seed: int, frames_per_video: int = 8, log=None,
         for f, img in zip(fs, imgs):
             b = scene.boxes[scene.boxes["frame"] == f]
             boxes = b[["cls", "x", "y", "w", "h"]].to_numpy(np.float64)
-            parts.append(frame_samples(img, boxes, rng, f"synth:{diff}:{seed * 1000 + i}{':visem' if extra else ''}",
-                                       int(f), hc=hc, **kw))
+            parts.append(frame_samples(img, boxes, rng, f"synth:{look}:{diff}:{vseed}", int(f), hc=hc, **kw))
     if log:
-        log(f"  synthetic: {n_videos} videos x {frames_per_video} frames{' (look=visem)' if 'look' in params else ''}")
+        log(f"  synthetic: {n_videos} videos x {frames_per_video} frames over looks {','.join(looks)} x "
+            f"difficulties {','.join(difficulties)}")
     return Samples.concat(parts)
+
+
+def parse_list(spec, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """``"a,b"`` -> ``("a", "b")``, each checked against ``allowed``."""
+    items = tuple(x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x.strip())
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise ParameterError(f"{what} {spec!r}: use a comma-separated list of {', '.join(allowed)}")
+    return items
 
 
 def build_samples(data: list[Path], *, frames: str | None = None, frame_step: int = 3, extra_frames: list[Path] = (),
                   synth_videos: int = 0, seed: int = 0, max_impurity_ratio: float = 2.0, raw_size: int = RAW_SIZE,
-                  log=None) -> Samples:
+                  synth_looks=("visem",), synth_difficulties=("easy", "medium", "hard"), log=None) -> Samples:
     """All training samples of the given sources (see the module docstring).
 
     Raises:
@@ -371,7 +396,8 @@ def build_samples(data: list[Path], *, frames: str | None = None, frame_step: in
     for e in extra_frames:
         parts.append(extra_frame_samples(Path(e), rng, log=log, raw_size=raw_size))
     if synth_videos:
-        parts.append(synth_samples(synth_videos, seed, log=log, raw_size=raw_size))
+        parts.append(synth_samples(synth_videos, seed, log=log, raw_size=raw_size, looks=synth_looks,
+                                   difficulties=synth_difficulties))
     out = Samples.concat(parts)
     return subsample_impurities(out, max_impurity_ratio, rng) if max_impurity_ratio else out
 
@@ -475,6 +501,7 @@ class ClassifierTrainConfig:
     threads: int | None = None
     channels: int = 2                # 2: + contrast relative to the video's head contrast
     width: int = 8                   # CNN width (8-16-32 channels at 8)
+    label_smoothing: float = 0.05
 
 
 def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch.nn.Module:
@@ -514,7 +541,7 @@ def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch
             idx = perm[i:i + cfg.batch]
             xb = augment(raw[idx].float(), cfg.crop_size, gen, None if hc is None else hc[idx])
             out = model(xb[:, None] if xb.ndim == 3 else xb)
-            loss = F.cross_entropy(out, y[idx], weight=w, label_smoothing=0.05)
+            loss = F.cross_entropy(out, y[idx], weight=w, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -528,19 +555,24 @@ def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch
 
 def train_classifier(data: list[Path], out: Path, cfg: ClassifierTrainConfig, *, frames: str | None = None,
                      frame_step: int = 3, extra_frames: list[Path] = (), synth_videos: int = 0,
-                     max_impurity_ratio: float = 2.0, command: str = "", log=None) -> Path:
+                     max_impurity_ratio: float = 2.0, synth_looks=("visem",),
+                     synth_difficulties=("easy", "medium", "hard"), command: str = "", log=None) -> Path:
     """Build samples, train, save a :class:`~spermtrack.detect.classifier.CandidateClassifier`."""
     import spermtrack
 
     t0 = time.time()
     samples = build_samples(data, frames=frames, frame_step=frame_step, extra_frames=extra_frames,
                             synth_videos=synth_videos, seed=cfg.seed, max_impurity_ratio=max_impurity_ratio,
-                            raw_size=max(RAW_SIZE, raw_size_for(cfg.crop_size)), log=log)
+                            raw_size=max(RAW_SIZE, raw_size_for(cfg.crop_size)), synth_looks=synth_looks,
+                            synth_difficulties=synth_difficulties, log=log)
     if log:
         log(f"samples: {samples.counts()} ({time.time() - t0:.0f} s)")
     model = train_model(samples, cfg, log=log)
     prov = {"data": [str(d) for d in data], "frames": frames or "all", "frame_step": frame_step,
             "extra_frames": [str(e) for e in extra_frames], "synth_videos": synth_videos,
+            "synth_looks": list(synth_looks) if synth_videos else [],
+            "synth_difficulties": list(synth_difficulties) if synth_videos else [],
+            "synth_seeds": f"{SYNTH_SEED_BASE + 1000 * cfg.seed}+" if synth_videos else "",
             "samples": samples.counts(), "max_impurity_ratio": max_impurity_ratio, "n_sources": len(samples.sources), "train_config": asdict(cfg),
             "command": command, "date": _dt.datetime.now().isoformat(timespec="seconds"),
             "train_seconds": round(time.time() - t0, 1),
