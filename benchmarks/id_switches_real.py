@@ -163,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "Targets (peers = every non-`ours` row):", "Peers = every non-`ours` row; clean: ours + stitch/smooth no worse "
         "than the best peer; noisy / hard: IDSW <= half the best peer's and HOTA >= best peer + 2 points."), "",
         "## Per video (ours + stitch/smooth)", "", *per_video, ""]
-    text = "\n".join(lines)
-    print(text)
-    if not a.no_write and not a.only:
-        rd.write_results(OUT, text)
-        print(f"wrote {OUT}", file=sys.stderr)
+    rd.publish(OUT, lines, write=not a.no_write and not a.only)
     return 0
 
 

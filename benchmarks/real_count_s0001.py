@@ -164,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {k} | {m.precision:.3f} | {m.recall:.3f} | {m.tp} | {m.fp} | {m.fn} | {m.ignored} |")
     lines += ["", "Per-frame class-0 counts of ours, frames 0-44: " + ", ".join(f"{c:.0f}" for c in ours) + ".", "",
               f"Detector calibration after the clip: {cal}", ""]
-    text = "\n".join(lines)
-    print(text)
-    if not a.no_write:
-        rd.write_results(OUT, text)
-        print(f"wrote {OUT}", file=sys.stderr)
+    rd.publish(OUT, lines, write=not a.no_write)
     return 0
 
 

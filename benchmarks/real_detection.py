@@ -216,11 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, notes, cal = f12
         lines += ["## frames12 (3 real JPEG frames of video 12; report only)", "", notes + ".", "", *table(rows), "",
                   f"Calibration after frames12: {cal}", ""]
-    text = "\n".join(lines)
-    print(text)
-    if not a.no_write:
-        rd.write_results(OUT, text)
-        print(f"wrote {OUT}", file=sys.stderr)
+    rd.publish(OUT, lines, write=not a.no_write)
     return 0
 
 

@@ -333,11 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "## The product's own table (`visem_results.md`; its gt holds every labelled class)", "",
         (out_dir / "visem_results.md").read_text().strip(), "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not a.no_write:
-        rd.write_results(OUT, text)
-        print(f"wrote {OUT}", file=sys.stderr)
+    rd.publish(OUT, lines, write=not a.no_write)
     if a.keep is None:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -335,6 +335,16 @@ def write_results(path: Path, text: str) -> Path:
     return write_text_atomic(path, text if text.endswith("\n") else text + "\n")
 
 
+def publish(path: Path, lines: list[str], write: bool = True) -> str:
+    """Print a results page and, unless ``write`` is False, write it atomically to ``path``."""
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        write_results(path, text)
+        print(f"wrote {path}", file=sys.stderr)
+    return text
+
+
 def machine() -> str:
     try:
         load = "load average %.1f / %.1f / %.1f (1 / 5 / 15 min) when the results were written" % os.getloadavg()

@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from spermtrack.detect.enhance import as_gray_uint8 as as_gray
+
 #: head core length (px) the default scale parameters are written for (VISEM, 400x, ~0.5 um/px)
 REFERENCE_HEAD_PX = 8.5
 #: spread floor (gray levels): a flat or saturated frame must not divide by ~0
@@ -130,15 +132,6 @@ class DetectorCalibration:
                   "strong_per_frame"):
             d[k] = round(float(d[k]), 3) if np.isfinite(d[k]) else None
         return d
-
-
-def as_gray(frame: np.ndarray) -> np.ndarray:
-    a = np.asarray(frame)
-    if a.ndim == 3:
-        a = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)
-    if a.dtype != np.uint8:
-        a = np.clip(a, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(a)
 
 
 def oriented(frame: np.ndarray, sign: int) -> np.ndarray:

@@ -73,7 +73,7 @@ def estimate_background(frame: np.ndarray, window_px: int = 31, scale_floor: flo
         scale_floor: lower bound on ``b`` in gray levels. Higher values suppress detections in
             very clean, flat regions (fewer false positives, lower recall on faint heads).
     """
-    img = _as_uint8(frame)
+    img = as_gray_uint8(frame)
     k = _odd(window_px)
     mu8 = cv2.medianBlur(img, k) if k <= 255 else img
     dev = cv2.absdiff(img, mu8)
@@ -88,7 +88,7 @@ def evidence_map(frame: np.ndarray, window_px: int = 31, scale_floor: float = 2.
                  background: LaplaceBackground | None = None) -> np.ndarray:
     """Signed evidence ``z = (I - mu) / b`` (float32, ``(H, W)``); bright heads are ``z >> 0``."""
     bg = background or estimate_background(frame, window_px, scale_floor)
-    z = _as_uint8(frame).astype(np.float32)
+    z = as_gray_uint8(frame).astype(np.float32)
     z -= bg.mu
     z /= bg.b
     return z
@@ -142,7 +142,7 @@ def rerender_background(frame: np.ndarray, rng: np.random.Generator, *, window_p
     spatially varying scale; the foreground is added back with a random contrast gain. The result
     teaches a detector the invariances HLDNBM provides at inference.
     """
-    img = _as_uint8(frame)
+    img = as_gray_uint8(frame)
     h, w = img.shape
     bg = estimate_background(img, window_px, scale_floor)
     resid = img.astype(np.float32) - bg.mu
@@ -160,7 +160,8 @@ def rerender_background(frame: np.ndarray, rng: np.random.Generator, *, window_p
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _as_uint8(frame: np.ndarray) -> np.ndarray:
+def as_gray_uint8(frame: np.ndarray) -> np.ndarray:
+    """A contiguous gray uint8 frame (BGR converted, other dtypes clipped to 0..255)."""
     a = np.asarray(frame)
     if a.ndim == 3:
         a = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)

@@ -199,24 +199,40 @@ def _to_ss(pts: np.ndarray, x0: int, y0: int) -> np.ndarray:
     return np.round(u * (1 << _SHIFT)).astype(np.int32)
 
 
+class _Canvas:
+    """Supersampled rasteriser of one patch: area coverage (0..1, float32) of polygons and lines
+    over the bounding box of ``pts`` grown by ``pad`` px."""
+
+    def __init__(self, pts: np.ndarray, pad: int):
+        self.x0, self.y0 = (int(v) for v in np.floor(pts.min(0)).astype(int) - pad)
+        x1, y1 = np.ceil(pts.max(0)).astype(int) + pad
+        self.pw, self.ph = int(x1 - self.x0 + 1), int(y1 - self.y0 + 1)
+        self.big = np.zeros((self.ph * SUPERSAMPLE, self.pw * SUPERSAMPLE), np.uint8)
+
+    def _coverage(self) -> np.ndarray:
+        cov = cv2.resize(self.big, (self.pw, self.ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+        self.big[:] = 0
+        return cov
+
+    def poly(self, pts: np.ndarray) -> np.ndarray:
+        cv2.fillPoly(self.big, [_to_ss(pts, self.x0, self.y0)], 255, cv2.LINE_8, _SHIFT)
+        return self._coverage()
+
+    def line(self, ends: np.ndarray, thick: int) -> np.ndarray:
+        a, b = _to_ss(ends, self.x0, self.y0)
+        cv2.line(self.big, tuple(int(v) for v in a), tuple(int(v) for v in b), 255, thick, cv2.LINE_8, _SHIFT)
+        return self._coverage()
+
+
 def _head_patch(head: np.ndarray, fill: np.ndarray, mid: np.ndarray, s: float, cell,
                 preset) -> tuple[np.ndarray, int, int]:
     """Head + midpiece contribution; ``fill`` is the outline inset against cv2's edge growth."""
     sig_c = np.hypot(CORE_SIGMA_UM / s, cell.defocus_px)
     sig_h = np.hypot(HALO_SIGMA_UM / s, cell.defocus_px)
-    pad = int(np.ceil(3 * sig_h)) + 2
-    pts = np.vstack([head, mid])
-    x0, y0 = np.floor(pts.min(0)).astype(int) - pad
-    x1, y1 = np.ceil(pts.max(0)).astype(int) + pad
-    pw, ph = x1 - x0 + 1, y1 - y0 + 1
-    big = np.zeros((ph * SUPERSAMPLE, pw * SUPERSAMPLE), np.uint8)
-    cv2.fillPoly(big, [_to_ss(fill, x0, y0)], 255, cv2.LINE_8, _SHIFT)
-    cov_h = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
-    big[:] = 0
-    thick = max(1, int(round(cell.midpiece_width_um / s * SUPERSAMPLE)))
-    a, b = _to_ss(mid, x0, y0)
-    cv2.line(big, tuple(int(v) for v in a), tuple(int(v) for v in b), 255, thick, cv2.LINE_8, _SHIFT)
-    cov_m = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+    cv = _Canvas(np.vstack([head, mid]), int(np.ceil(3 * sig_h)) + 2)
+    cov_h = cv.poly(fill)
+    cov_m = cv.line(mid, max(1, int(round(cell.midpiece_width_um / s * SUPERSAMPLE))))
+    x0, y0 = cv.x0, cv.y0
     core = cv2.GaussianBlur(cov_h, (0, 0), sig_c)
     halo = cv2.GaussianBlur(cov_h, (0, 0), sig_h)
     midp = cv2.GaussianBlur(np.maximum(cov_m - cov_h, 0), (0, 0), sig_c)
@@ -238,23 +254,12 @@ def _visem_head_patch(head: np.ndarray, fill: np.ndarray, mid: np.ndarray, s: fl
     """``visem`` look head: saturating bright core, thin dark rim, dark midpiece (glow: :func:`_glow_patch`)."""
     sig_c = np.hypot(VISEM_CORE_SIGMA_UM / s, cell.defocus_px)
     sig_r = np.hypot(VISEM_RIM_SIGMA_UM / s, cell.defocus_px)
-    pad = int(np.ceil(3 * sig_r)) + 2
-    pts = np.vstack([head, mid])
-    x0, y0 = np.floor(pts.min(0)).astype(int) - pad
-    x1, y1 = np.ceil(pts.max(0)).astype(int) + pad
-    pw, ph = x1 - x0 + 1, y1 - y0 + 1
-    big = np.zeros((ph * SUPERSAMPLE, pw * SUPERSAMPLE), np.uint8)
-    cv2.fillPoly(big, [_to_ss(fill, x0, y0)], 255, cv2.LINE_8, _SHIFT)
-    cov_h = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
-    big[:] = 0
+    cv = _Canvas(np.vstack([head, mid]), int(np.ceil(3 * sig_r)) + 2)
+    cov_h = cv.poly(fill)
     centre = head.mean(0)
-    cv2.fillPoly(big, [_to_ss(centre + VISEM_CORE_SCALE * (fill - centre), x0, y0)], 255, cv2.LINE_8, _SHIFT)
-    cov_c = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
-    big[:] = 0
-    thick = max(1, int(round(1.6 * cell.midpiece_width_um / s * SUPERSAMPLE)))
-    a, b = _to_ss(mid, x0, y0)
-    cv2.line(big, tuple(int(v) for v in a), tuple(int(v) for v in b), 255, thick, cv2.LINE_8, _SHIFT)
-    cov_m = cv2.resize(big, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+    cov_c = cv.poly(centre + VISEM_CORE_SCALE * (fill - centre))
+    cov_m = cv.line(mid, max(1, int(round(1.6 * cell.midpiece_width_um / s * SUPERSAMPLE))))
+    x0, y0 = cv.x0, cv.y0
     core = cv2.GaussianBlur(cov_c, (0, 0), sig_c)
     rim = cv2.GaussianBlur(cov_h, (0, 0), sig_r)
     midp = cv2.GaussianBlur(np.maximum(cov_m - cov_h, 0), (0, 0), sig_c)
