@@ -156,3 +156,25 @@ def test_real_bright_field_clip_is_dark_polarity():
     cal = calibrate(frames)
     assert cal.polarity == "dark", cal.polarity_evidence
     assert cal.polarity_evidence["ratio_bright_dark"] < 0.8
+
+
+# --- options and records ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["detect", "analyze", "batch", "visem"])
+def test_polarity_option_on_every_command(command):
+    from click.testing import CliRunner
+
+    from spermtrack.cli.main import cli
+
+    out = CliRunner().invoke(cli, [command, "--help"]).output
+    assert "--polarity" in out and "auto" in out and "dark" in out
+
+
+def test_polarity_in_the_config_is_checked():
+    from spermtrack.analyze import check_config
+    from spermtrack.config import Config
+    from spermtrack.errors import ParameterError
+
+    assert check_config(Config().replace("detect", polarity="dark")).detect.polarity == "dark"
+    with pytest.raises(ParameterError, match="polarity"):
+        check_config(Config().replace("detect", polarity="sideways"))

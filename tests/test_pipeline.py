@@ -106,6 +106,10 @@ def test_scale_is_estimated_loudly_when_not_given(clip, tmp_path, capsys):
     meta = json.loads((tmp_path / clip.name / "summary.json").read_text())
     assert meta["calibration"]["um_per_px_estimated"] is True
     assert meta["calibration"]["um_per_px_source"] == "estimated from head size"
+    # what the detector chose, and why, is part of every result
+    det = meta["detector_calibration"]
+    assert det["polarity"] == "bright" and det["polarity_source"] == "auto"
+    assert det["threshold_z"] > det["floor_z"] and "head level" in det["threshold_rule"]
     assert 0.35 <= meta["calibration"]["um_per_px"] <= 0.7  # truth 0.5
     assert "Scale ESTIMATED" in (tmp_path / clip.name / "report.html").read_text()
     assert not (tmp_path / clip.name / "annotated.mp4").exists()
