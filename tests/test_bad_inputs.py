@@ -77,6 +77,15 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     p["visem_bad_labels"] = d / "visem"
     p["clinical_bad"] = d / "clinical.csv"
     p["clinical_bad"].write_text("ID,progressive_pct,non_progressive_pct,immotile_pct\n31,40,20,40\n32,4O,20,40\n")
+    # videos where the detector cannot calibrate: nothing stands out from the background
+    for name, make in (("blank", lambda i, rng: np.full((120, 160), 128, np.uint8)),
+                       ("black", lambda i, rng: np.zeros((120, 160), np.uint8)),
+                       ("noise_only", lambda i, rng: np.clip(rng.normal(120, 3, (120, 160)), 0, 255).astype(np.uint8))):
+        p[name] = d / f"{name}.mp4"
+        rng = np.random.default_rng(1)
+        with VideoWriter(p[name], 50, 160, 120) as vw:
+            for i in range(40):
+                vw.write(make(i, rng))
     p["empty_dir"] = d / "nothing_here"
     p["empty_dir"].mkdir()
     p["out"] = d / "out"
@@ -128,6 +137,10 @@ CASES = [
     ("visem_bad_clinical", lambda p: ["visem", str(p["visem_bad_labels"]), "--out", str(p["out"]), "--clinical",
                                       str(p["clinical_bad"])], "line 3"),
     ("visem_no_videos", lambda p: ["visem", str(p["empty_dir"]), "--out", str(p["out"])], "no VISEM-Tracking video"),
+    ("blank_video", lambda p: ["analyze", str(p["blank"]), "--out", str(p["out"]), "--quiet"], "no calibration possible"),
+    ("black_video", lambda p: ["analyze", str(p["black"]), "--out", str(p["out"]), "--quiet"], "no calibration possible"),
+    ("noise_only_video", lambda p: ["analyze", str(p["noise_only"]), "--out", str(p["out"]), "--quiet"],
+     "no calibration possible"),
     ("batch_bad_workers", lambda p: ["batch", str(p["good"]), "--out", str(p["out"]), "--workers", "0"], "--workers"),
     ("batch_no_scheduler", lambda p: ["batch", str(p["good"]), "--out", str(p["out"] / "b"), "--scheduler",
                                       "tcp://127.0.0.1:9"], "scheduler"),

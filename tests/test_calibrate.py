@@ -178,3 +178,22 @@ def test_polarity_in_the_config_is_checked():
     assert check_config(Config().replace("detect", polarity="dark")).detect.polarity == "dark"
     with pytest.raises(ParameterError, match="polarity"):
         check_config(Config().replace("detect", polarity="sideways"))
+
+
+def test_blank_video_with_a_scale_is_zero_cells_and_a_warning(tmp_path, capsys):
+    import json
+
+    from spermtrack.cli.main import main
+    from spermtrack.io.video import VideoWriter
+
+    video = tmp_path / "blank.mp4"
+    with VideoWriter(video, 50, 160, 120) as vw:
+        for _ in range(40):
+            vw.write(np.full((120, 160), 128, np.uint8))
+    rc = main(["analyze", str(video), "--out", str(tmp_path / "out"), "--um-per-px", "0.5", "--quiet", "--no-video"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err
+    assert "no calibration possible" in err and "zero sperm heads" in err
+    meta = json.loads((tmp_path / "out" / "blank" / "summary.json").read_text())
+    assert meta["counts"]["n_tracks"] == 0 and meta["counts"]["n_detections"] == 0
+    assert any("no calibration possible" in w for w in meta["warnings"])
