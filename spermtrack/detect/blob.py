@@ -53,6 +53,8 @@ class BlobParams:
         merge_factor: two maxima up to this many head lengths apart are one object when the
             response does not dip between them (one blob seen as two peaks: a ring, a head and its
             bright rim); two touching heads keep a dip and stay two.
+        core_window: radius (head lengths) of the window where a candidate's centre, axes and core
+            area are measured; wider windows pull the centres of neighbouring blobs together.
         cluster_area_factor: a core larger than this many median head cores is a cluster (cls 1).
         sperm_min_prob: the classifier's sperm probability needed for class 0; other accepted
             candidates are exported as cls 3 ("other") or 1 (cluster).
@@ -71,6 +73,7 @@ class BlobParams:
     edge_px: float = 2.0
     cluster_area_factor: float = 6.0
     merge_factor: float = 1.2
+    core_window: float = 0.6
     sperm_min_prob: float = 0.5
 
 
@@ -190,7 +193,9 @@ class BlobDetector:
         z, _ = response(bright, cal.scale, local_background=self.enhance)
         floor = p.floor_z if min_z is None else min_z
         px, py = local_maxima(z, cal.separation_px, floor, merge_px=p.merge_factor * cal.head_length_px)
-        feats = _core_features(z, px, py, max(3, int(np.ceil(cal.head_length_px))))
+        feats = _core_features(z, px, py, max(3, int(np.ceil(p.core_window * cal.head_length_px))))
+        # a cluster's core spreads over several head lengths: its area is measured on a wide window
+        feats["area"] = _core_features(z, px, py, max(4, int(np.ceil(1.5 * cal.head_length_px))))["area"]
         feats["peak"] = z[py, px].astype(np.float64)
         feats["score"] = feats["peak"].copy()
         H, W = z.shape
