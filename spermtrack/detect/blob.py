@@ -72,7 +72,7 @@ class BlobParams:
     box_factor: float = 2.5
     edge_px: float = 2.0
     cluster_area_factor: float = 6.0
-    merge_factor: float = 1.2
+    merge_factor: float = 1.5
     core_window: float = 0.6
     sperm_min_prob: float = 0.5
 
