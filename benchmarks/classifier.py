@@ -105,7 +105,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--frame-step", type=int, default=5)
-    ap.add_argument("--synth-videos", type=int, default=3)
+    ap.add_argument("--synth-videos", type=int, default=4)
+    ap.add_argument("--synth-looks", default="visem,classic")
+    ap.add_argument("--synth-difficulties", default="medium,hard")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crop-size", type=int, default=24)
     ap.add_argument("--channels", type=int, default=2, choices=(1, 2))
@@ -121,7 +123,8 @@ def main() -> int:
     log = lambda m: print(m, flush=True)  # noqa: E731
     samples = build_samples([VIDEO], frames="0:12" if args.smoke else "0:735", frame_step=args.frame_step, extra_frames=[FRAMES12],
                             synth_videos=args.synth_videos, seed=args.seed, max_impurity_ratio=args.max_impurity_ratio,
-                            raw_size=max(RAW_SIZE, raw_size_for(args.crop_size)), log=log)
+                            raw_size=max(RAW_SIZE, raw_size_for(args.crop_size)), synth_looks=args.synth_looks.split(","),
+                            synth_difficulties=args.synth_difficulties.split(","), log=log)
     log(f"train samples {samples.counts()}")
     models: dict[str, CandidateClassifier] = {}
     train_s = {}
@@ -190,7 +193,7 @@ def main() -> int:
     cx = rng.uniform(0, 639, 200)
     cy = rng.uniform(0, 479, 200)
     thr = {}
-    for name in ("vit", "cnn"):
+    for name in [n for n in ("vit", "cnn", "default") if n in models]:
         clf = models[name]
         clf.predict_proba(img, cx, cy, head_contrast_gray=hc)
         t0 = time.perf_counter()
@@ -201,13 +204,15 @@ def main() -> int:
 
     lines = ["# Candidate classifier: small ViT vs small CNN (real VISEM, held-out frames)", "",
              f"- command: `python benchmarks/classifier.py --epochs {args.epochs} --frame-step {args.frame_step} "
-             f"--synth-videos {args.synth_videos} --seed {args.seed} --eval-step {args.eval_step} "
+             f"--synth-videos {args.synth_videos} --synth-looks {args.synth_looks} "
+             f"--synth-difficulties {args.synth_difficulties} --seed {args.seed} --eval-step {args.eval_step} "
              f"--crop-size {args.crop_size} --channels {args.channels} --max-impurity-ratio {args.max_impurity_ratio:g}`",
              f"- date: {_dt.datetime.now().isoformat(timespec='minutes')}; machine: {platform.machine()}, "
              f"{os.cpu_count()} CPU cores (shared), torch {torch.__version__} ({torch.get_num_threads()} threads), no GPU; "
              f"total run time {(time.time() - t_start) / 60:.1f} min",
              f"- trained on: VISEM-Tracking video 11 frames 0-734 every {args.frame_step}th frame, frames12 (3 real "
-             f"frames of video 12), {args.synth_videos} synthetic videos x 8 frames; samples {samples.counts()} "
+             f"frames of video 12), {args.synth_videos} synthetic videos x 8 frames (looks {args.synth_looks}, difficulties "
+             f"{args.synth_difficulties}, seeds >= 20000); samples {samples.counts()} "
              f"(candidates + label centres + random background + dark-ridge + halo-rim points); "
              f"{args.epochs} epochs, seed {args.seed}, crop {args.crop_size} px, {args.channels} input channel(s)"
              f"{' (per-crop normalised + contrast / video head contrast)' if args.channels == 2 else ''}; "
@@ -224,7 +229,8 @@ def main() -> int:
              ""]
     if "default" in models:
         d = models["default"]
-        lines.append(f"- default weights: arch `{d.arch}`, crop {d.crop_size} px, {d.channels} channel(s), {d.version}, trained by "
+        lines.append(f"- default weights: arch `{d.arch}`, crop {d.crop_size} px, {d.channels} channel(s), test-time "
+                     f"augmentation {d.tta} views, {d.version}, trained by "
                      f"`{d.provenance.get('command', '?')}`")
         lines.append("")
     lines += ["## Classification of held-out candidates", "",
@@ -256,10 +262,10 @@ def main() -> int:
         P, R = tp / max(1, tp + fp), tp / max(1, tp + fn)
         lines.append(f"| {key} | {P:.3f} | {R:.3f} | {2 * P * R / max(P + R, 1e-9):.3f} | {tp} | {fp} | {fn} |")
     lines += ["", "## Throughput (`predict_proba`, crop extraction included, 200 candidates per frame)", "",
-              "| model | params | crops / s | 1,470 frames x 200 candidates |", "|---|---|---|---|"]
-    for name in ("vit", "cnn"):
+              "| model | params | test-time views | crops / s | 1,470 frames x 200 candidates |", "|---|---|---|---|---|"]
+    for name in thr:
         npar = sum(p.numel() for p in models[name].model.parameters())
-        lines.append(f"| {name} | {npar:,} | {thr[name][0]:,.0f} | {thr[name][1]:.1f} s |")
+        lines.append(f"| {name} | {npar:,} | {models[name].tta} | {thr[name][0]:,.0f} | {thr[name][1]:.1f} s |")
 
     # maps
     MAPS.mkdir(parents=True, exist_ok=True)

@@ -102,10 +102,12 @@ def train_seg_cmd(data, out_path, model, epochs, imgsz, batch, crop_size, anchor
 @click.option("--synth-difficulties", default="easy,medium,hard", show_default=True,
               help="Difficulties of the synthetic videos, comma-separated (easy, medium, hard).")
 @click.option("--label-smoothing", type=float, default=0.05, show_default=True)
+@click.option("--tta", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True,
+              help="Test-time augmentation views recorded in the weights (1: none; 4: + 180 deg and mirrors).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch, max_impurity_ratio, crop_size,
                          channels, width, extra_frames, synth_videos, synth_looks, synth_difficulties,
-                         label_smoothing, seed) -> None:
+                         label_smoothing, tta, seed) -> None:
     """Train the sperm / impurity / cluster classifier of detector candidates on DATA (VISEM-layout
     video folders or roots, real or `spermtrack synth` output)."""
     from spermtrack.detect.classifier_data import ClassifierTrainConfig, parse_list, train_classifier
@@ -127,9 +129,9 @@ def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch
                        + [f"--extra-frames {e}" for e in extra_frames]
                        + [f"--synth-videos {synth_videos}"]
                        + ([f"--synth-looks {','.join(looks)} --synth-difficulties {','.join(diffs)}"] if synth_videos else [])
-                       + [f"--label-smoothing {label_smoothing:g} --seed {seed} --out {out_path}"])
+                       + [f"--label-smoothing {label_smoothing:g} --tta {tta} --seed {seed} --out {out_path}"])
     out = train_classifier(list(data), out_path, cfg, frames=frames, frame_step=frame_step,
                            extra_frames=list(extra_frames), synth_videos=synth_videos,
                            max_impurity_ratio=max_impurity_ratio, synth_looks=looks, synth_difficulties=diffs,
-                           command=command, log=lambda m: click.echo(m, err=True))
+                           tta=int(tta), command=command, log=lambda m: click.echo(m, err=True))
     click.echo(f"weights: {out}")

@@ -556,7 +556,8 @@ def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch
 def train_classifier(data: list[Path], out: Path, cfg: ClassifierTrainConfig, *, frames: str | None = None,
                      frame_step: int = 3, extra_frames: list[Path] = (), synth_videos: int = 0,
                      max_impurity_ratio: float = 2.0, synth_looks=("visem",),
-                     synth_difficulties=("easy", "medium", "hard"), command: str = "", log=None) -> Path:
+                     synth_difficulties=("easy", "medium", "hard"), tta: int = 1, command: str = "",
+                     log=None) -> Path:
     """Build samples, train, save a :class:`~spermtrack.detect.classifier.CandidateClassifier`."""
     import spermtrack
 
@@ -580,5 +581,5 @@ def train_classifier(data: list[Path], out: Path, cfg: ClassifierTrainConfig, *,
                          f"impurity > {IMPURITY_RADIUS} px from every label, else dropped; "
                          f"candidates BlobDetector(classifier=None).candidates(frame, min_z={LOW_Z})"}
     clf = CandidateClassifier(model, cfg.arch, cfg.crop_size, provenance=prov,
-                              version=f"classifier-v2 (spermtrack {getattr(spermtrack, '__version__', '?')})")
+                              version=f"classifier-v3 (spermtrack {getattr(spermtrack, '__version__', '?')})", tta=tta)
     return clf.save(out)
