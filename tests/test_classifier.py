@@ -163,3 +163,62 @@ def test_cli_bad_data_path(tmp_path, capsys):
     assert rc == 2 and "nope" in err and len(err.splitlines()) == 1
     with pytest.raises(InputFileError):
         CandidateClassifier.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("difficulty", ["medium", "hard"])
+def test_default_keeps_classic_phantom_heads(difficulty):
+    """The shipped classifier accepts the heads of the older (classic) phantom look too: recall of
+    the default detector with the classifier >= 0.9 x recall without it on a small clip."""
+    from spermtrack.detect.blob import BlobDetector
+    from spermtrack.synth import render_frame, simulate_cells
+    from spermtrack.tracker.detmetrics import detection_scores, truth_frames
+
+    scene = simulate_cells(seconds=0.4, fps=50, cells=40, seed=777, difficulty=difficulty, width=320, height=240,
+                           look="classic")
+    idx = list(range(0, scene.n_frames, 4))
+    frames = np.stack([render_frame(scene, i) for i in idx])
+    truth = truth_frames(scene.boxes, idx)
+    rec = []
+    for kw in ({}, {"classifier": None}):
+        det = BlobDetector(**kw)
+        det.calibrate(frames)
+        rec.append(detection_scores(det.detect(frames), truth, classes=(0,)).recall)
+    assert rec[1] > 0.5, rec
+    assert rec[0] >= 0.9 * rec[1], rec
+
+
+def test_synth_samples_cycle_looks_and_difficulties(monkeypatch):
+    from spermtrack.detect import classifier_data as cd
+
+    seen = []
+    import spermtrack.synth as synth
+
+    real = synth.simulate_cells
+
+    def spy(*, look="visem", **kw):
+        seen.append((look, kw["difficulty"], kw["seed"]))
+        return real(**{**kw, "look": look, "seconds": 0.04, "width": 96, "height": 80, "cells": 3})
+
+    monkeypatch.setattr(synth, "simulate_cells", spy)
+    s = cd.synth_samples(4, 0, frames_per_video=1, looks=("visem", "classic"), difficulties=("medium", "hard"))
+    assert [x[:2] for x in seen] == [("visem", "medium"), ("visem", "hard"), ("classic", "medium"), ("classic", "hard")]
+    assert min(x[2] for x in seen) >= cd.SYNTH_SEED_BASE and len(s.labels) > 0
+    assert cd.parse_list("visem,classic", ("visem", "classic"), "--synth-looks") == ("visem", "classic")
+    with pytest.raises(ParameterError):
+        cd.parse_list("vis", ("visem", "classic"), "--synth-looks")
+
+
+def test_tta_averages_views():
+    import torch
+
+    torch.manual_seed(0)
+    clf = CandidateClassifier(TinyCNN(in_channels=2).eval(), "cnn", 24)
+    img = np.random.default_rng(4).integers(50, 100, (80, 100)).astype(np.uint8)
+    p0 = clf.predict_proba(img, [50, 20], [40, 30], head_contrast_gray=60.0)
+    for n in (2, 4, 8):
+        clf.tta = n
+        p1 = clf.predict_proba(img, [50, 20], [40, 30], head_contrast_gray=60.0)
+        assert p1.shape == (2, 3) and np.allclose(p1.sum(1), 1, atol=1e-5) and not np.allclose(p0, p1)
+    assert clf.header()["tta"] == 8
+    clf.batch_size = 5  # smaller batches than views: same numbers
+    assert np.allclose(clf.predict_proba(img, [50, 20], [40, 30], head_contrast_gray=60.0), p1, atol=1e-6)
