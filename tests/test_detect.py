@@ -1,8 +1,11 @@
 """Detector truth tests: BlobDetector against synthetic clips with exact head centres, the
 detection metrics against hand-computed cases, and the ``detect`` CLI (output format, errors).
 
-Thresholds are what the current detector reaches on these seeds with a safety margin (measured:
-medium seed 3 (480x360) P 0.991 / R 0.973, lowest class recall 0.95, with HLDNBM; strong gradient R 0.97 with HLDNBM vs 0.15 without).
+Thresholds are what the current detector (calibrated on each clip, shipped classifier) reaches
+on these seeds with a safety margin. Measured on medium seed 3 (480x360, the phantom's default
+``visem`` look, with its unlabelled distractors): P 1.000 / R 0.928; per population: immotile
+0.97, non-progressive 0.99, slow 0.94, rapid 0.88 (fast heads are the hardest); strong gradient:
+R 0.91 with HLDNBM, 0.0 with one global background. Real-data detection is judged in benchmarks/results/real_detection.md.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def test_blob_hldnbm_medium_precision_recall(medium):
     scene, frames, truth = medium
     s = detection_scores(BlobDetector().detect(frames), truth)
     assert s.tp + s.fn > 300  # enough heads for the ratios to mean something
-    assert s.precision >= 0.96 and s.recall >= 0.95, (s.precision, s.recall)
+    assert s.precision >= 0.97 and s.recall >= 0.9, (s.precision, s.recall)
     assert s.mean_error_px < 1.5
 
 
@@ -90,8 +93,8 @@ def test_immotile_cells_are_detected(medium):
     scene, frames, truth = medium
     per = _recall_by_population(scene, truth, detection_scores(BlobDetector().detect(frames), truth))
     assert set(per.index) >= {"immotile", "rapid_progressive", "slow_progressive", "non_progressive"}
-    assert per["immotile"] >= 0.9, per.to_dict()
-    assert per.min() >= 0.9, per.to_dict()
+    assert per["immotile"] >= 0.92, per.to_dict()
+    assert per.min() >= 0.83, per.to_dict()
 
 
 def test_head_centred_outside_the_frame_is_not_reported(medium):
@@ -125,7 +128,7 @@ def test_hldnbm_beats_global_background_under_strong_gradient(medium):
     lit = np.clip(frames.astype(np.float32) * ramp[None, None, :], 0, 255).astype(np.uint8)
     with_model = detection_scores(BlobDetector(enhance=True).detect(lit), truth)
     without = detection_scores(BlobDetector(enhance=False).detect(lit), truth)
-    assert with_model.recall >= 0.9, with_model.recall
+    assert with_model.recall >= 0.85, with_model.recall
     assert with_model.recall > without.recall + 0.3, (with_model.recall, without.recall)
 
 
