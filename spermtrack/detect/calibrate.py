@@ -405,5 +405,7 @@ def recalibrate_chunk(cal: DetectorCalibration, frames, start_frame: int, *, hea
     if abs(np.log(H / cal.head_level_z)) > np.log(tolerance):
         cal.head_level_z = H
         cal.threshold_z = max(cal.floor_z, head_ratio * H)
+        cal.threshold_rule = (f"max(floor {cal.floor_z}, {head_ratio:.3f} x head level {H:.1f}), "
+                              f"re-estimated from frame {start_frame}")
         cal.chunks.append({"start_frame": int(start_frame), "head_level_z": round(H, 3),
                            "threshold_z": round(cal.threshold_z, 3)})
