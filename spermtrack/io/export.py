@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from spermtrack.io.atomic import write_csv_atomic
+from spermtrack.io.atomic import atomic_path, write_csv_atomic
 
 #: Decimals of the Tracks CSV position and size columns (px): 1/1000 px is below any detector's precision.
 TRACK_DECIMALS = 3
+#: rows rounded and written per block in tracks.csv
+CSV_BLOCK_ROWS = 100_000
 
 
 def write_tracks(out_dir: str | Path, tracks: pd.DataFrame) -> dict[str, str]:
@@ -30,9 +32,14 @@ def write_tracks(out_dir: str | Path, tracks: pd.DataFrame) -> dict[str, str]:
     from spermtrack.tracker.refine import smoothed_boxes
 
     out_dir = Path(out_dir)
-    cols = [c for c in ("x", "y", "w", "h", "conf", "x_smooth", "y_smooth") if c in tracks.columns]
-    write_csv_atomic(out_dir / "tracks.csv", tracks.round({c: TRACK_DECIMALS for c in cols}))
-    write_mot(out_dir / "tracks_mot.txt", smoothed_boxes(tracks))
+    rounded = {c: TRACK_DECIMALS for c in ("x", "y", "w", "h", "conf", "x_smooth", "y_smooth") if c in tracks.columns}
+    # rounded and written in blocks of rows: no second copy of a million-row table
+    with atomic_path(out_dir / "tracks.csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        for start in range(0, max(len(tracks), 1), CSV_BLOCK_ROWS):
+            tracks.iloc[start:start + CSV_BLOCK_ROWS].round(rounded).to_csv(fh, index=False, header=start == 0)
+    cols = [c for c in ("track_id", "frame", "x", "y", "w", "h", "conf", "cls", "x_smooth", "y_smooth")
+            if c in tracks.columns]
+    write_mot(out_dir / "tracks_mot.txt", smoothed_boxes(tracks[cols]))  # only the columns MOT needs
     return {"tracks_csv": "tracks.csv", "tracks_mot": "tracks_mot.txt"}
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from spermtrack.errors import InputFileError, ParameterError
-from spermtrack.io.atomic import write_text_atomic
+from spermtrack.io.atomic import atomic_path, write_text_atomic
 from spermtrack.types import Detections, make_tracks
 
 #: The columns of a MOTChallenge 2D line, in order.
@@ -174,6 +174,10 @@ def _num(v: float) -> str:
     return "0" if s == "-0" else s
 
 
+#: rows formatted per block when writing a MOT file
+_BLOCK_ROWS = 20000
+
+
 def write_mot(path: str | os.PathLike, tracks: pd.DataFrame, *,
               default_size_px: float | None = None) -> Path:
     """Write a Tracks table as a MOTChallenge file, atomically.
@@ -208,9 +212,13 @@ def write_mot(path: str | os.PathLike, tracks: pd.DataFrame, *,
     left = t["x"].to_numpy(float) - w / 2.0
     top = t["y"].to_numpy(float) - h / 2.0
     frame, tid, conf = t["frame"].to_numpy(), t["track_id"].to_numpy(), t["conf"].to_numpy(float)
-    lines = [f"{frame[i] + 1},{tid[i]},{_num(left[i])},{_num(top[i])},{_num(w[i])},{_num(h[i])},"
-             f"{_num(conf[i])},-1,-1,-1" for i in order]
-    return write_text_atomic(path, "".join(line + "\n" for line in lines))
+    del t
+    # written in blocks: a million-row table must not become a million strings at once
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for start in range(0, len(order), _BLOCK_ROWS):
+            fh.write("".join(f"{frame[i] + 1},{tid[i]},{_num(left[i])},{_num(top[i])},{_num(w[i])},{_num(h[i])},"
+                             f"{_num(conf[i])},-1,-1,-1\n" for i in order[start:start + _BLOCK_ROWS]))
+    return Path(path)
 
 
 def write_mot_detections(path: str | os.PathLike, dets_by_frame: dict[int, Detections]) -> Path:
