@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--um-per-px", default="0.5", help="passed to spermtrack visem ('estimate': omit it)")
     ap.add_argument("--keep", type=Path, default=None, help="write the run's output here and keep it")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--stress-z", type=float, default=2.0,
+    ap.add_argument("--stress-z", type=float, default=1.6,
                     help="fixed threshold (background spreads) of the memory stress run; 0 skips it")
     a = ap.parse_args(argv)
     train = rd.TRAIN
