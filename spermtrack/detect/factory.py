@@ -8,7 +8,7 @@ from spermtrack.errors import ParameterError
 def make_detector(kind: str = "blob", *, weights=None, enhance: bool = True, polarity: str = "auto", **kwargs):
     """``"blob"`` -> :class:`BlobDetector` (self-calibrating, ``polarity`` auto / bright / dark);
     ``"yolo"`` -> :class:`SlicedYoloDetector` (needs weights; dark-head videos are inverted
-    before it when ``polarity="dark"``)."""
+    before it when ``polarity="dark"``; ``auto`` means bright for a model trained on phase contrast)."""
     if kind == "blob":
         from spermtrack.detect.blob import BlobDetector
 
