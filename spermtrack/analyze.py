@@ -122,8 +122,11 @@ def _make_detector(cfg: Config):
                              score_threshold=d.threshold_z, head_length_px=d.head_length_px)
     if d.weights and not Path(d.weights).is_file():
         raise InputFileError(d.weights, "detector weights not found")
+    from spermtrack.detect.enhance import HLDNBM
+
     return make_detector("yolo", weights=d.weights, enhance=e.enabled, polarity=d.polarity, tile_px=d.tile_px,
-                         overlap=d.tile_overlap, conf=d.conf_threshold, full_frame=d.full_frame_pass)
+                         overlap=d.tile_overlap, conf=d.conf_threshold, full_frame=d.full_frame_pass,
+                         enhancer=HLDNBM(e.window_px, e.scale_floor, e.z_clip))
 
 
 def _tracker_params(cfg: Config):

@@ -28,7 +28,11 @@ class VideoConfig:
 
 @dataclass(frozen=True)
 class EnhanceConfig:
-    """HLDNBM spatial Laplace background model (see :mod:`spermtrack.detect.enhance`)."""
+    """HLDNBM spatial Laplace background model (see :mod:`spermtrack.detect.enhance`).
+    ``enabled`` applies to both detectors (blob: local vs one global median). ``window_px``,
+    ``scale_floor`` and ``z_clip`` set the enhanced frames fed to the YOLO detector (match its
+    training); the blob detector scales its own window with the measured head size and takes its
+    scale from each frame's spread (docs/DETECTOR.md)."""
 
     enabled: bool = True
     window_px: int = 31

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,9 @@ from spermtrack.detect.classifier import (CLASSES, DEFAULT_WEIGHTS, CandidateCla
 from spermtrack.detect.classifier_data import assign_labels, parse_frames
 from spermtrack.errors import InputFileError, ParameterError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "visem"
+from conftest import SHARED as _SHARED_ROOT
+
+SHARED = _SHARED_ROOT / "data" / "visem"
 
 
 def test_extract_crops_normalisation_is_illumination_invariant():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +13,9 @@ from spermtrack.errors import ParameterError
 from spermtrack.synth import generate, render_frame, simulate_cells
 from spermtrack.synth.render import colorize
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "visem"
+from conftest import SHARED
+
+REAL = SHARED / "data" / "visem"
 
 # Measured on the real frames with benchmarks/phantom_realism.py (frames12/12_frame_0.jpg and the
 # 15 Train/11/images_sample JPEGs; see benchmarks/results/phantom_realism.md):

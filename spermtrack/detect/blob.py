@@ -93,12 +93,10 @@ class BlobDetector:
             every accepted candidate is a head), a path to weights from ``spermtrack train
             classifier``, or an object with ``predict_proba(frame, xs, ys) -> (n, 3)``.
         params: :class:`BlobParams`; keyword overrides of single fields are accepted too.
-        window_px, scale_floor: accepted for compatibility with the HLDNBM config section; the
-            window follows the head size and the scale is the frame's own spread.
     """
 
     def __init__(self, *, enhance: bool = True, classifier="default", params: BlobParams | None = None,
-                 window_px: int | None = None, scale_floor: float | None = None, **overrides):
+                 **overrides):
         self.enhance = enhance
         p = params or BlobParams()
         self.params = BlobParams(**{**p.__dict__, **overrides}) if overrides else p
