@@ -382,7 +382,8 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
 
         # the truth holds sperm and clusters; impurities (class 3) are not objects of the truth
         truth_check = check_against_truth(truth, without_other(all_tracks), summaries["track"],
-                                          min_duration_s=k.min_duration_s)
+                                          min_duration_s=k.min_duration_s,
+                                          grader={q: metrics.attrs[q] for q in ("fps", "um_per_px", "preset")})
 
     meta = {
         "software": "spermtrack", "command": "analyze", "status": "complete",

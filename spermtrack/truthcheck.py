@@ -22,7 +22,23 @@ def truth_grade_shares(truth: pd.DataFrame, min_duration_s: float) -> tuple[dict
     return {g: 100.0 * counts.get(g, 0) / n if n else float("nan") for g in GRADES4}, n
 
 
-def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, min_duration_s: float = 0.5) -> dict:
+def graded_truth_shares(gt: pd.DataFrame, truth: pd.DataFrame, grader: dict,
+                        min_duration_s: float) -> tuple[dict[str, float], int]:
+    """% of each grade among the true sperm tracks when their head positions (``gt/gt.txt``)
+    are graded by the analysis' own grader (``grader``: ``fps, um_per_px, preset``), so that the
+    comparison measures tracking, not a difference of grading rules."""
+    from spermtrack.kinematics import compute_track_metrics, summarize_motility
+
+    sperm_ids = truth.loc[truth["cls"] != 1, "track_id"]
+    g = gt[gt["track_id"].isin(sperm_ids)]
+    m = compute_track_metrics(g, float(grader["fps"]), float(grader["um_per_px"]), preset=grader["preset"],
+                              min_duration_s=min_duration_s, source="gt/gt.txt")
+    s = summarize_motility(m, aggregate="track")
+    return {q: s.pct(q) for q in GRADES4}, s.n_graded
+
+
+def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, min_duration_s: float = 0.5,
+                        grader: dict | None = None) -> dict:
     """Compare tracks and a track-mode summary with a synthetic video folder's truth.
 
     Args:
@@ -30,6 +46,9 @@ def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, mi
         tracks: the analysis' Tracks table (smoothed boxes are scored when present).
         summary: the ``aggregate="track"`` :class:`~spermtrack.kinematics.MotilitySummary`.
         min_duration_s: the grading minimum (true tracks shorter than this are not counted).
+        grader: ``{fps, um_per_px, preset}`` of the analysis: the true head paths are graded by the
+            same rule (:func:`graded_truth_shares`); ``None`` uses the truth's own (literal WHO)
+            grades.
 
     Returns:
         ``{"tracking": {HOTA, AssA, DetA, IDF1, MOTA, IDSW, ...}, "grades": {grade: {"truth_pct",
@@ -51,12 +70,17 @@ def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, mi
     tracking = {k: round(100 * m[k], 2) for k in ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "recall", "precision")}
     tracking.update({k: int(m[k]) for k in ("IDSW", "Frag", "num_gt_ids", "num_pred_ids")})
     truth = pd.read_csv(truth_path)
-    shares, n_true = truth_grade_shares(truth, min_duration_s)
+    if grader is not None:
+        shares, n_true = graded_truth_shares(gt, truth, grader, min_duration_s)
+        truth_grader = f"{grader['preset']} on the true head paths"
+    else:
+        shares, n_true = truth_grade_shares(truth, min_duration_s)
+        truth_grader = "the truth's own grades (who2021-literal)"
     grades = {}
     for g in GRADES4:
         meas = summary.pct(g)
         grades[g] = {"truth_pct": round(shares[g], 2), "measured_pct": round(meas, 2),
                      "diff_pct_points": round(meas - shares[g], 2)}
-    return {"truth_folder": str(folder), "tracking": tracking, "grades": grades,
+    return {"truth_folder": str(folder), "tracking": tracking, "grades": grades, "truth_grader": truth_grader,
             "max_grade_diff_pct_points": round(max(abs(v["diff_pct_points"]) for v in grades.values()), 2),
             "n_true_tracks": n_true, "n_graded_tracks": summary.n_graded}

@@ -116,3 +116,37 @@ def reference_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, window
 def _excess(long_: float, short: float) -> float:
     d = long_ - short
     return 0.0 if d <= 1e-12 * max(long_, short) else float(np.sqrt(d))
+
+
+def reference_time_fractions(tracks: pd.DataFrame, fps: float, um_per_px: float, window_s: float,
+                             n_steps: int, progressive_um_s: float, straightness_min: float,
+                             still_um_s: float) -> pd.DataFrame:
+    """% of each track's looks that are progressive / non-progressive / immotile, written from
+    docs/KINEMATICS_CONVENTIONS.md with ``np.interp`` (one look at a time)."""
+    rows = []
+    for tid, g in tracks.sort_values(["track_id", "frame"]).groupby("track_id", sort=True):
+        f = g["frame"].to_numpy(np.float64)
+        x, y = g["x"].to_numpy(float) * um_per_px, g["y"].to_numpy(float) * um_per_px
+        if len(f) < 2:
+            rows.append(dict(track_id=tid, p=NAN, n=NAN, i=NAN))
+            continue
+        span = f[-1] - f[0]
+        T = min(window_s * fps, span)
+        step = T / n_steps
+        n_looks = int(np.floor((span - T) / step + 1e-9)) + 1
+        kinds = []
+        for k in range(n_looks):
+            t = f[0] + k * step + step * np.arange(n_steps + 1)
+            px, py = np.interp(t, f, x), np.interp(t, f, y)
+            net = np.hypot(px[-1] - px[0], py[-1] - py[0])
+            path = np.hypot(np.diff(px), np.diff(py)).sum()
+            if net >= progressive_um_s / fps * T and net >= straightness_min * path:
+                kinds.append(0)
+            elif path < still_um_s / fps * T:
+                kinds.append(2)
+            else:
+                kinds.append(1)
+        c = np.bincount(kinds, minlength=3) / len(kinds) * 100
+        rows.append(dict(track_id=tid, p=c[0], n=c[1], i=c[2]))
+    return pd.DataFrame(rows).rename(columns={"p": "progressive_time_pct", "n": "non_progressive_time_pct",
+                                              "i": "immotile_time_pct"})

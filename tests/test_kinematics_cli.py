@@ -30,8 +30,10 @@ def test_csv_input_writes_table_sidecar_and_summary(tmp_path, capsys):
     table = pd.read_csv(out)
     assert list(table.columns)[:4] == ["track_id", "first_frame", "last_frame", "n_points"]
     assert list(table["track_id"]) == [1, 2, 3, 4, 5]
-    # 0.4 px/frame * 0.5 um/px * 50 fps = 10 um/s, rounded to 0.1 in the CSV
-    assert table.loc[0, "vcl_um_s"] == 10.0 and table.loc[0, "grade"] == "slow_progressive"
+    # 0.4 px/frame * 0.5 um/px * 50 fps = 10 um/s, rounded to 0.1 in the CSV; straight but below
+    # the 18 um/s technicians call progressive (who2021; who2021-literal calls it slow progressive)
+    assert table.loc[0, "vcl_um_s"] == 10.0 and table.loc[0, "grade"] == "non_progressive"
+    assert table.loc[1, "grade"] == "slow_progressive"  # 20 um/s straight: progressive, progression < 25
     assert table.loc[2, "grade"] == "immotile"
     assert (table["lin_pct"].dropna() == table["lin_pct"].dropna().round(0)).all()
     meta = json.loads(out.with_suffix(".json").read_text())

@@ -7,7 +7,8 @@ import pytest
 from spermtrack.kinematics import GRADES, PRESETS, compute_track_metrics, grade_tracks
 
 BASE = dict(duration_s=2.0, vcl_um_s=80.0, vsl_um_s=40.0, vap_um_s=60.0, lin_pct=50.0, str_pct=66.0,
-            alh_mean_um=3.0, progression_um_s=40.0, motion_um_s=40.0)
+            alh_mean_um=3.0, progression_um_s=40.0, motion_um_s=40.0, progressive_time_pct=100.0,
+            non_progressive_time_pct=0.0, immotile_time_pct=0.0)
 
 
 def _grade(preset, **changes):
@@ -19,15 +20,54 @@ def _grade(preset, **changes):
 @pytest.mark.parametrize("prog,expected", [
     (25.0, "rapid_progressive"), (24.999, "slow_progressive"), (5.0, "slow_progressive"),
     (4.999, "non_progressive"), (np.nan, "non_progressive")])
-def test_who2021_progression_boundaries(prog, expected):
-    assert _grade("who2021", progression_um_s=prog)[0] == expected
+def test_who2021_literal_progression_boundaries(prog, expected):
+    assert _grade("who2021-literal", progression_um_s=prog)[0] == expected
 
 
-def test_who2021_motion_boundary_and_duration():
-    assert _grade("who2021", progression_um_s=1.0, motion_um_s=4.0)[0] == "non_progressive"
-    assert _grade("who2021", progression_um_s=1.0, motion_um_s=3.999)[0] == "immotile"
-    assert _grade("who2021", duration_s=0.5)[0] == "rapid_progressive"
-    assert _grade("who2021", duration_s=0.4999)[0] == "not_graded"
+def test_who2021_literal_motion_boundary_and_duration():
+    assert _grade("who2021-literal", progression_um_s=1.0, motion_um_s=4.0)[0] == "non_progressive"
+    assert _grade("who2021-literal", progression_um_s=1.0, motion_um_s=3.999)[0] == "immotile"
+    assert _grade("who2021-literal", duration_s=0.5)[0] == "rapid_progressive"
+    assert _grade("who2021-literal", duration_s=0.4999)[0] == "not_graded"
+
+
+@pytest.mark.parametrize("p,n,i,prog,expected", [
+    (60, 30, 10, 25.0, "rapid_progressive"), (60, 30, 10, 24.999, "slow_progressive"),
+    (40, 50, 10, 40.0, "non_progressive"), (30, 30, 40, 40.0, "immotile"),
+    (50, 50, 0, 40.0, "rapid_progressive"), (0, 50, 50, 1.0, "non_progressive")])
+def test_who2021_grade_is_the_grade_of_most_time(p, n, i, prog, expected):
+    got = _grade("who2021", progressive_time_pct=p, non_progressive_time_pct=n, immotile_time_pct=i,
+                 progression_um_s=prog)
+    assert got[0] == expected  # ties go to the more motile grade
+
+
+def test_who2021_needs_the_time_columns():
+    m = {k: np.array([v], float) for k, v in BASE.items() if not k.endswith("_time_pct")}
+    with pytest.raises(Exception, match="progressive_time_pct"):
+        grade_tracks(m, "who2021")
+
+
+def _look(speed_um_s, straight_frac, fps=50.0, seconds=3.0, scale=0.5):
+    """A zig-zag track: net speed ``speed * straight_frac`` along x, the rest sideways at 0.3 s."""
+    f = np.arange(int(seconds * fps))
+    t = f / fps
+    tri = np.abs(((t / 0.3) % 2) - 1)  # 0..1 triangle wave with a 0.6 s period
+    x = speed_um_s * straight_frac * t
+    y = tri * 0.3 * speed_um_s * np.sqrt(max(0.0, 1 - straight_frac ** 2))
+    return pd.DataFrame({"track_id": 1, "frame": f, "x": x / scale, "y": y / scale})
+
+
+def test_who2021_rule_on_tracks():
+    r = PRESETS["who2021"].windows
+    fast_straight = compute_track_metrics(_look(40, 1.0), 50, 0.5).iloc[0]
+    assert fast_straight["progressive_time_pct"] == 100 and fast_straight["grade"] == "rapid_progressive"
+    slow_straight = compute_track_metrics(_look(r.progressive_um_s * 0.8, 1.0), 50, 0.5).iloc[0]
+    assert slow_straight["grade"] == "non_progressive"  # moving, but below what technicians call progressive
+    still = compute_track_metrics(_look(0.5 * r.still_um_s, 1.0), 50, 0.5).iloc[0]
+    assert still["immotile_time_pct"] == 100 and still["grade"] == "immotile"
+    assert np.isnan(still["alh_mean_um"]) and np.isnan(still["bcf_hz"])  # empty, not zero
+    literal = compute_track_metrics(_look(r.progressive_um_s * 0.8, 1.0), 50, 0.5, preset="who2021-literal")
+    assert literal.iloc[0]["grade"] == "slow_progressive"
 
 
 @pytest.mark.parametrize("vap,str_,expected", [
@@ -49,14 +89,15 @@ def test_casa_gui_boundaries(vap, str_, expected):
     assert _grade("casa-gui", vap_um_s=vap, str_pct=str_)[0] == expected
 
 
-@pytest.mark.parametrize("preset,strict", [("who2021", False), ("hamilton-thorne", False), ("casa-gui", True)])
+@pytest.mark.parametrize("preset,strict", [("who2021", False), ("who2021-literal", False), ("hamilton-thorne", False),
+                                           ("casa-gui", True)])
 def test_hyperactivation_boundaries(preset, strict):
     edge = dict(vcl_um_s=150.0, lin_pct=50.0, alh_mean_um=7.0)
     assert _grade(preset, **edge)[1] is (not strict)
     assert _grade(preset, vcl_um_s=150.001, lin_pct=50.0, alh_mean_um=7.001)[1] is True
     assert _grade(preset, vcl_um_s=200, lin_pct=50.001, alh_mean_um=9)[1] is False
     assert _grade(preset, vcl_um_s=200, lin_pct=20, alh_mean_um=9, motion_um_s=0.0, progression_um_s=1.0,
-                  vap_um_s=1.0, vsl_um_s=1.0)[1] is False  # immotile cells are never hyperactivated
+                  vap_um_s=1.0, vsl_um_s=1.0, progressive_time_pct=0.0, immotile_time_pct=100.0)[1] is False  # immotile cells are never hyperactivated
 
 
 def _noisy(f, x, y, rng, sigma):

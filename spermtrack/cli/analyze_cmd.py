@@ -76,7 +76,7 @@ _COMMON = [
                  help="Morphology segmenter (default classical)."),
     click.option("--segmenter-weights", type=click.Path(path_type=Path), default=None,
                  help="Weights of --segmenter yolo-seg / sam."),
-    click.option("--preset", type=click.Choice(["who2021", "hamilton-thorne", "casa-gui"]), default=None,
+    click.option("--preset", type=click.Choice(["who2021", "who2021-literal", "hamilton-thorne", "casa-gui"]), default=None,
                  help="Grading preset (default who2021)."),
     click.option("--aggregate", type=click.Choice(["track", "window"]), default=None,
                  help="Primary summary mode (both are always in summary.csv)."),

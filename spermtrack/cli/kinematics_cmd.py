@@ -71,7 +71,7 @@ def _parse_ids(text: str | None) -> list[int]:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Per-track CSV to write; OUT.json and OUT_summary.csv go beside it.")
 @click.option("--preset", default="who2021", show_default=True,
-              type=click.Choice(["who2021", "hamilton-thorne", "casa-gui"]), help="Grading preset.")
+              type=click.Choice(["who2021", "who2021-literal", "hamilton-thorne", "casa-gui"]), help="Grading preset.")
 @click.option("--window-s", "window_s", type=float, default=None,
               help="Average-path window in seconds (rounded to an odd number of frames, >= 3); "
                    "default fps/12 points (5 at 45-60 fps).")

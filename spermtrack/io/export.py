@@ -78,7 +78,8 @@ def summary_frame(summaries: dict) -> pd.DataFrame:
         f.insert(0, "aggregate", mode)
         frames.append(f)
     out = pd.concat(frames, ignore_index=True)
-    return out.round({"pct": 1, "ci95_low_pct": 1, "ci95_high_pct": 1, "count": 1, "n": 1})
+    return out.round({"pct": 1, "ci95_low_pct": 1, "ci95_high_pct": 1, "count": 1, "n": 1,
+                      "agreement95_low_pct": 1, "agreement95_high_pct": 1})
 
 
 def kinematics_metadata(metrics: pd.DataFrame, *, fps: float, fps_source: str, um_per_px: float,
@@ -99,6 +100,7 @@ def kinematics_metadata(metrics: pd.DataFrame, *, fps: float, fps_source: str, u
         "progression_window_s": attrs.get("progression_window_s"), "motion_lag_s": attrs.get("motion_lag_s"),
         "motion_min_um_s": attrs.get("motion_min_um_s"), "min_duration_s": min_duration_s,
         "preset": preset, "preset_source": p.source, "preset_rules": p.description,
+        "window_rule": attrs.get("window_rule"), "drift": attrs.get("drift"),
         "aggregate": aggregate, "aggregate_window_s": aggregate_window_s if aggregate == "window" else None,
         "csv_decimals": CSV_DECIMALS, "conventions": "docs/KINEMATICS_CONVENTIONS.md",
     }
@@ -111,8 +113,10 @@ def summary_lines(summary, um_per_px: float, um_per_px_source: str) -> list[str]
              f"um_per_px {um_per_px:g} ({um_per_px_source}){est}, aggregate {summary.aggregate}"]
     for row in summary.table:
         who = f"  WHO6 {row['who6_status']}" if row["who6_status"] else ""
+        tech = (f"  technician {row['agreement95_low_pct']:.0f}-{row['agreement95_high_pct']:.0f}"
+                if row.get("agreement95_low_pct") is not None else "")
         lines.append(f"  {row['quantity']:<18} {row['pct']:5.1f} %  [{row['ci95_low_pct']:.1f}, "
-                     f"{row['ci95_high_pct']:.1f}]{who}")
+                     f"{row['ci95_high_pct']:.1f}]{who}{tech}")
     if not summary.meets_who_count:
         lines.append("  note: fewer than 200 graded cells (WHO asks for >= 200)")
     return lines

@@ -16,14 +16,17 @@ import pandas as pd
 from spermtrack import __version__
 from spermtrack.errors import InputFileError, ParameterError
 from spermtrack.kinematics import kernels
-from spermtrack.kinematics.grading import GRADES, MOTION_LAG_S, MOTION_MIN_UM_S, get_preset, grade_tracks
+from spermtrack.kinematics.drift import estimate_drift
+from spermtrack.kinematics.grading import (
+    GRADES, IMMOTILE, MOTION_LAG_S, MOTION_MIN_UM_S, TIME_COLUMNS, get_preset, grade_tracks, time_fractions,
+)
 from spermtrack.types import check_positive
 
 #: Output columns, in order (KINEMATICS.md).
 METRIC_COLUMNS: tuple[str, ...] = (
     "track_id", "first_frame", "last_frame", "n_points", "duration_s", "vcl_um_s", "vsl_um_s",
     "vap_um_s", "lin_pct", "str_pct", "wob_pct", "alh_mean_um", "alh_max_um", "bcf_hz", "mad_deg",
-    "dnc_um2_s", "progression_um_s", "grade", "hyperactivated",
+    "dnc_um2_s", "progression_um_s", *TIME_COLUMNS, "grade", "hyperactivated",
 )
 #: Extra columns added by ``diagnostics=True`` (after the standard ones).
 DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("motion_um_s",)
@@ -33,6 +36,7 @@ CSV_DECIMALS: dict[str, int] = {
     "duration_s": 3, "vcl_um_s": 1, "vsl_um_s": 1, "vap_um_s": 1, "progression_um_s": 1,
     "motion_um_s": 1, "lin_pct": 0, "str_pct": 0, "wob_pct": 0, "alh_mean_um": 1, "alh_max_um": 1,
     "bcf_hz": 1, "mad_deg": 1, "dnc_um2_s": 0,
+    **{c: 0 for c in TIME_COLUMNS},
 }
 
 PROGRESSION_WINDOW_S = 1.0
@@ -56,7 +60,7 @@ def compute_track_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, *,
                           preset: str = "who2021", drop_interpolated: bool = True,
                           progression_window_s: float = PROGRESSION_WINDOW_S,
                           motion_min_um_s: float = MOTION_MIN_UM_S, diagnostics: bool = False,
-                          source: str = "tracks") -> pd.DataFrame:
+                          drift: str = "auto", source: str = "tracks") -> pd.DataFrame:
     """CASA kinematics, grade and hyperactivation flag of every track.
 
     Args:
@@ -76,12 +80,18 @@ def compute_track_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, *,
             ``progression_um_s`` (WHO: about 1 s).
         motion_min_um_s: threshold of the noise-robust motion test (immotile below it).
         diagnostics: add ``motion_um_s`` (the motion test's speed) after the standard columns.
+        drift: ``"auto"`` estimates the field's drift from the objects that move together
+            (:mod:`spermtrack.kinematics.drift`) and subtracts it when it is measurable;
+            ``"none"`` keeps positions as given. What was found is in ``attrs["drift"]``.
         source: name of the input used in error messages (e.g. the file path).
 
     Returns:
         One row per track with :data:`METRIC_COLUMNS` at full precision (NaN where a metric is
-        undefined, e.g. VAP of a track shorter than the window); ``grade`` is categorical.
-        ``df.attrs`` holds ``fps, um_per_px, window_points, window_s, preset, min_duration_s``.
+        undefined, e.g. VAP of a track shorter than the window; ALH and BCF of immotile cells,
+        whose "beat" is noise); ``grade`` is categorical; ``*_time_pct`` the share of the track's
+        time in each grade (who2021) or 100 in its grade's column (other presets).
+        ``df.attrs`` holds ``fps, um_per_px, window_points, window_s, preset, min_duration_s,
+        drift`` and the preset's window rule.
 
     Raises:
         InputFileError: missing columns, a NaN position or a frame twice in a track (the message
@@ -92,7 +102,9 @@ def compute_track_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, *,
     um_per_px = check_positive("um_per_px", um_per_px, 1e-3, 1e3)
     check_positive("min_duration_s", min_duration_s, 0.0, 1e6)
     check_positive("progression_window_s", progression_window_s, 1e-3, 1e4)
-    get_preset(preset)
+    p = get_preset(preset)
+    if drift not in ("auto", "none"):
+        raise ParameterError(f"drift={drift!r} must be 'auto' or 'none'")
     w = default_window(fps) if window is None else int(window)
     if window is not None and (w != window or w < 3):
         raise ParameterError(f"window={window!r} must be a whole number of points >= 3")
@@ -110,6 +122,13 @@ def compute_track_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, *,
     if status == 1:
         order = np.lexsort((frame, tid))
         tid, frame, x, y = tid[order], frame[order], x[order], y[order]
+    if drift == "auto" and len(tid):
+        ddx, ddy, drift_est = estimate_drift(tid, frame, x, y, fps, um_per_px)
+        if drift_est.applied:
+            x, y = x - ddx[frame], y - ddy[frame]
+        drift_rec = drift_est.to_dict()
+    else:
+        drift_rec = {"applied": False, "reason": "drift='none'" if drift == "none" else "no points"}
     offsets = kernels.track_offsets(tid)
     prog_lag = max(1, int(round(progression_window_s * fps)))
     motion_lag = max(2, int(round(MOTION_LAG_S * fps)))
@@ -144,7 +163,21 @@ def compute_track_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, *,
             "progression_um_s": values[:, K["progression"]] * fps,
             "motion_um_s": values[:, K["motion"]] * fps,
         }
+    rule = p.windows
+    if rule is not None:
+        frac = 100.0 * kernels.window_grade_kernel(
+            x, y, frame, offsets, um_per_px, rule.window_s * fps, rule.n_steps, rule.progressive_um_s / fps,
+            rule.straightness_min, rule.still_um_s / fps)
+        cols.update({c: frac[:, i] for i, c in enumerate(TIME_COLUMNS)})
     codes, hyper = grade_tracks(cols, preset, min_duration_s=min_duration_s, motion_min_um_s=motion_min_um_s)
+    if rule is None:
+        frac = time_fractions(codes)
+    else:
+        frac[codes == len(GRADES) - 1] = np.nan  # not graded
+    cols.update({c: frac[:, i] for i, c in enumerate(TIME_COLUMNS)})
+    still = codes == IMMOTILE  # a still head's "beat" is localisation noise: leave it empty
+    for c in ("alh_mean_um", "alh_max_um", "bcf_hz", "dnc_um2_s"):
+        cols[c] = np.where(still, np.nan, cols[c])
     cols["grade"] = pd.Categorical.from_codes(codes, categories=list(GRADES))
     cols["hyperactivated"] = hyper
     names = list(METRIC_COLUMNS) + (list(DIAGNOSTIC_COLUMNS) if diagnostics else [])
@@ -153,7 +186,10 @@ def compute_track_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, *,
         "fps": fps, "um_per_px": um_per_px, "window_points": w, "window_s": w / fps,
         "preset": preset, "min_duration_s": min_duration_s,
         "progression_window_s": prog_lag / fps, "motion_lag_s": motion_lag / fps,
-        "motion_min_um_s": motion_min_um_s, "version": __version__,
+        "motion_min_um_s": motion_min_um_s, "version": __version__, "drift": drift_rec,
+        "window_rule": None if rule is None else {k: getattr(rule, k) for k in (
+            "window_s", "n_steps", "progressive_um_s", "straightness_min", "still_um_s", "validation")}
+        | {"loo_rmse_pct": dict(rule.loo_rmse_pct)},
     })
     return out
 

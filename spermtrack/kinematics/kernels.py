@@ -321,3 +321,85 @@ def track_kernel(x: np.ndarray, y: np.ndarray, frame: np.ndarray, offsets: np.nd
         errors[t] = _one_track(x, y, frame, offsets[t], offsets[t + 1], scale, window,
                                prog_lag, motion_lag, values[t])
     return values, errors
+
+
+@njit(cache=True, inline="always")
+def _pos_at(x, y, f, a, b, j, t):
+    """Position at (fractional) frame ``t`` by linear interpolation between the track's points,
+    starting the search at index ``j`` (returns the new index and the point)."""
+    while j + 1 < b - 1 and f[j + 1] <= t:
+        j += 1
+    if j + 1 >= b:
+        return j, x[j], y[j]
+    f0 = f[j]
+    f1 = f[j + 1]
+    u = (t - f0) / (f1 - f0)
+    if u < 0.0:
+        u = 0.0
+    elif u > 1.0:
+        u = 1.0
+    return j, x[j] + u * (x[j + 1] - x[j]), y[j] + u * (y[j + 1] - y[j])
+
+
+@njit(cache=True)
+def _one_track_windows(x, y, f, a, b, scale, window, n_steps, v_prog, straight_min, v_still, out):
+    """Time fractions (progressive, non-progressive, immotile) of the track ``a:b``."""
+    for c in range(3):
+        out[c] = np.nan
+    if b - a < 2:
+        return
+    span = float(f[b - 1] - f[a])
+    T = window if window < span else span
+    step = T / n_steps
+    n_win = int(math.floor((span - T) / step + 1e-9)) + 1
+    n_prog = 0
+    n_still = 0
+    j0 = a
+    for k in range(n_win):
+        t0 = f[a] + k * step
+        # windows start at every coarse step; the search index only moves forward
+        j0, px0, py0 = _pos_at(x, y, f, a, b, j0, t0)
+        j = j0
+        sx = px0
+        sy = py0
+        path = 0.0
+        for s in range(1, n_steps + 1):
+            j, qx, qy = _pos_at(x, y, f, a, b, j, t0 + s * step)
+            path += math.sqrt((qx - sx) ** 2 + (qy - sy) ** 2)
+            sx = qx
+            sy = qy
+        net = math.sqrt((sx - px0) ** 2 + (sy - py0) ** 2) * scale
+        path *= scale
+        if net >= v_prog * T and net >= straight_min * path:
+            n_prog += 1
+        elif path < v_still * T:
+            n_still += 1
+    out[0] = n_prog / n_win
+    out[2] = n_still / n_win
+    out[1] = 1.0 - out[0] - out[2]
+
+
+@njit(cache=True, parallel=True)
+def window_grade_kernel(x: np.ndarray, y: np.ndarray, frame: np.ndarray, offsets: np.ndarray,
+                        scale: float, window: float, n_steps: int, v_prog: float,
+                        straight_min: float, v_still: float) -> np.ndarray:
+    """Fraction of its time each track spends progressive, non-progressive and immotile, as a
+    technician watching it for ``window`` frames would judge it.
+
+    Windows of ``window`` frames (the whole track when shorter) start every ``window / n_steps``
+    frames; in each, the head is sampled at ``n_steps + 1`` equally spaced times (linear
+    interpolation between points, so gaps and interpolated annotations are fine). A window is
+    progressive when its net displacement is at least ``v_prog * window`` um and at least
+    ``straight_min`` times its coarse path length (the beat and localisation noise are below the
+    coarse step, so they do not enter); otherwise immotile when the coarse path is shorter than
+    ``v_still * window`` um; otherwise non-progressive. Speeds are in um per frame.
+
+    Returns:
+        ``(n_tracks, 3)`` float64 fractions; NaN rows for tracks with fewer than two points.
+    """
+    n_tracks = offsets.shape[0] - 1
+    out = np.empty((n_tracks, 3), np.float64)
+    for t in prange(n_tracks):
+        _one_track_windows(x, y, frame, offsets[t], offsets[t + 1], scale, window, n_steps,
+                           v_prog, straight_min, v_still, out[t])
+    return out

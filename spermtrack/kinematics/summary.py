@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from spermtrack.errors import InputFileError, ParameterError
-from spermtrack.kinematics.grading import GRADES, IMMOTILE, NONPROG, NOT_GRADED, RAPID, SLOW
+from spermtrack.kinematics.grading import GRADES, IMMOTILE, NONPROG, NOT_GRADED, RAPID, SLOW, TIME_COLUMNS
 
 Z95 = 1.959963984540054
 
@@ -35,6 +35,7 @@ WHO_MIN_CELLS = 200
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "quantity", "count", "n", "pct", "ci95_low_pct", "ci95_high_pct",
     "who6_lrl_pct", "who6_status", "who5_lrl_pct", "who5_status",
+    "grader_rmse_pct", "agreement95_low_pct", "agreement95_high_pct",
 )
 
 
@@ -140,18 +141,22 @@ def summarize_motility(metrics: pd.DataFrame, *, aggregate: str = "track", windo
 
     total = weights.sum()
     n_eff = float(total * total / (weights * weights).sum()) if total > 0 else 0.0
+    prog, nonprog, still = _shares(metrics, codes)
+    rapid = np.where(codes == RAPID, prog, 0.0)
     members = {
-        "rapid_progressive": codes == RAPID,
-        "slow_progressive": codes == SLOW,
-        "non_progressive": codes == NONPROG,
-        "immotile": codes == IMMOTILE,
-        "progressive": (codes == RAPID) | (codes == SLOW),
-        "total_motility": (codes == RAPID) | (codes == SLOW) | (codes == NONPROG),
-        "hyperactivated": hyper & graded,
+        "rapid_progressive": rapid,
+        "slow_progressive": prog - rapid,
+        "non_progressive": nonprog,
+        "immotile": still,
+        "progressive": prog,
+        "total_motility": prog + nonprog,
+        "hyperactivated": (hyper & graded).astype(np.float64),
     }
+    rule = metrics.attrs.get("window_rule") or {}
+    grader_rmse = dict(rule.get("loo_rmse_pct") or {})
     table = []
-    for name, mask in members.items():
-        frac = float(weights[mask].sum() / total) if total > 0 else float("nan")
+    for name, share in members.items():
+        frac = float((weights * share).sum() / total) if total > 0 else float("nan")
         count = frac * n_eff if total > 0 else 0.0
         lo, hi = wilson_interval(count, n_eff)
         row = {"quantity": name, "count": round(count, 3), "n": round(n_eff, 3), "pct": 100 * frac,
@@ -160,9 +165,38 @@ def summarize_motility(metrics: pd.DataFrame, *, aggregate: str = "track", windo
             lrl = WHO_LRL[ed].get(name)
             row[f"{ed}_lrl_pct"] = lrl
             row[f"{ed}_status"] = _status(100 * lo, 100 * hi, lrl)
+        row.update(_agreement(row, grader_rmse.get(name)))
         table.append(row)
     return MotilitySummary(aggregate, wsec, n_tracks, n_graded, n_tracks - n_graded, n_eff,
                            n_windows, mean_cells, table)
+
+
+def _agreement(row: dict, rmse: float | None) -> dict:
+    """Where a technician's count of the same sample is expected (95 %): the sampling interval
+    widened, side by side in quadrature, by the grader's own leave-one-video-out error."""
+    if rmse is None or not np.isfinite(row["pct"]):
+        return {"grader_rmse_pct": None, "agreement95_low_pct": None, "agreement95_high_pct": None}
+    g = Z95 * rmse
+    lo = row["pct"] - math.hypot(row["pct"] - row["ci95_low_pct"], g)
+    hi = row["pct"] + math.hypot(row["ci95_high_pct"] - row["pct"], g)
+    return {"grader_rmse_pct": rmse, "agreement95_low_pct": max(0.0, lo), "agreement95_high_pct": min(100.0, hi)}
+
+
+def _shares(metrics: pd.DataFrame, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-track share (0-1) of progressive, non-progressive and immotile.
+
+    With the time columns (who2021) a cell counts in each grade for the share of its time spent
+    there, as in a technician's count at a random moment; otherwise (and for tables without the
+    columns) it counts wholly in its grade. Rapid vs slow follows the track's grade."""
+    hard = [np.isin(codes, (RAPID, SLOW)), codes == NONPROG, codes == IMMOTILE]
+    hard = [h.astype(np.float64) for h in hard]
+    if not all(c in metrics.columns for c in TIME_COLUMNS):
+        return hard[0], hard[1], hard[2]
+    frac = np.column_stack([pd.to_numeric(metrics[c], errors="coerce").to_numpy(np.float64) for c in TIME_COLUMNS])
+    frac = frac / 100.0
+    bad = ~np.isfinite(frac).all(axis=1) | (codes == NOT_GRADED)
+    frac[bad] = np.column_stack(hard)[bad]
+    return frac[:, 0], frac[:, 1], frac[:, 2]
 
 
 def _status(lo: float, hi: float, lrl: float | None) -> str:

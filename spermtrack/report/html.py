@@ -121,6 +121,14 @@ def _track_table(table: pd.DataFrame) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
+def _technician(row: dict) -> str:
+    """The grader's agreement interval (where a technician's count is expected), when it has one."""
+    if row.get("agreement95_low_pct") is None:
+        return ""
+    return (f" (a technician: {_fmt(row['agreement95_low_pct'], 0)}&ndash;{_fmt(row['agreement95_high_pct'], 0)}, "
+            "docs/MOTILITY_VALIDATION.md)")
+
+
 def _card(value: str, label: str, cls: str = "") -> str:
     return f'<div class=card><div class="v {cls}">{value}</div><div class=l>{label}</div></div>'
 
@@ -155,7 +163,7 @@ def write_report(path: str | Path, *, meta: dict, summary, summaries: dict, tabl
     tm = next(r for r in summary.table if r["quantity"] == "total_motility")
     cards = "".join([
         _card(f"{_fmt(pr['pct'])} %", f"progressive (a+b), 95 % CI {_fmt(pr['ci95_low_pct'])}&ndash;"
-              f"{_fmt(pr['ci95_high_pct'])}; WHO6 &ge; 30: <b class='{pr['who6_status'].split()[0] if pr['who6_status'] else ''}'>{_e(pr['who6_status'])}</b>"),
+              f"{_fmt(pr['ci95_high_pct'])}{_technician(pr)}; WHO6 &ge; 30: <b class='{pr['who6_status'].split()[0] if pr['who6_status'] else ''}'>{_e(pr['who6_status'])}</b>"),
         _card(f"{_fmt(tm['pct'])} %", f"total motility (a+b+c), 95 % CI {_fmt(tm['ci95_low_pct'])}&ndash;"
               f"{_fmt(tm['ci95_high_pct'])}; WHO6 &ge; 42: <b class='{tm['who6_status'].split()[0] if tm['who6_status'] else ''}'>{_e(tm['who6_status'])}</b>"),
         _card(str(summary.n_graded), f"graded tracks ({summary.n_not_graded} too short)"
