@@ -1,7 +1,17 @@
-"""``spermtrack visem ROOT --out DIR``: analyse every video of a VISEM-Tracking copy, score the
-tracking against its labels (TrackEval: HOTA, IDF1, MOTA, ID switches, on annotated frames only)
-and the motility against the lab's clinical values (per video, both aggregation modes, and the
-mean absolute error over videos), in one table (``DIR/visem_results.csv`` and ``.md``).
+"""``spermtrack visem ROOT --out DIR [--tracks engine|gt]``: the motility comparison against the
+lab, on anyone's VISEM-Tracking copy, in one table (``DIR/visem_results.csv`` and ``.md``).
+
+``--tracks engine`` (default, the whole product): analyse every video, score the tracking against
+its labels (TrackEval: HOTA, IDF1, MOTA, ID switches, on annotated frames only) and the motility
+against the lab's clinical values. ``--tracks gt`` (the grader only): no video is decoded; the
+dataset's own sperm tracks (``labels_ftid/``) are graded with the configured preset, and the
+per-track metrics go to ``DIR/<video>/gt_kinematics.csv``; the tracking columns are absent.
+
+Either way every video row holds, per aggregation mode (track, window) and quantity
+(progressive, non-progressive, immotile), the predicted percentage ``{mode}_{q}_pct``, the
+absolute error ``{mode}_{q}_abs_err`` and the signed error ``{mode}_{q}_err`` (predicted -
+reference); the table ends with a ``MAE / mean`` row (mean over videos of every score and absolute
+error) and a ``bias`` row (mean signed error).
 
 The lab's "progressive" is WHO a + b. Synthetic copies (``spermtrack synth``) have no clinical
 row; their reference is the exact truth in ``gt/tracks_truth.csv``.
@@ -20,6 +30,12 @@ from spermtrack.errors import InputFileError, SpermtrackError
 
 DEFAULT_CLINICAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "visem" / "visem_tracking_20_motility.csv"
 QUANTITIES = ("progressive", "non_progressive", "immotile")
+MODES = ("track", "window")
+#: Scale used with ``--tracks gt`` when no --um-per-px is given: the engine estimates it from the
+#: image (detector calibration), and gt mode reads no image.
+GT_FALLBACK_UM_PER_PX = 0.5
+#: Short names of the summary lines.
+_SHORT = {"progressive": "PR", "non_progressive": "NP", "immotile": "IM"}
 
 
 def read_clinical(path: Path) -> dict[str, dict[str, float]]:
@@ -83,30 +99,126 @@ def evaluate_video(v, res, clinical: dict, min_duration_s: float) -> dict:
         m = evaluate_tracks(gt, pred, n_frames=int(v.meta.n_frames))
         row.update({k: round(100 * m[k], 1) for k in ("HOTA", "AssA", "IDF1", "MOTA")})
         row.update({"IDSW": int(m["IDSW"]), "gt_ids": int(m["num_gt_ids"]), "pred_ids": int(m["num_pred_ids"])})
-    ref, source = _reference(folder, v.video_id, clinical, min_duration_s)
+    cal = res.meta.get("calibration", {})
+    row.update({"n_graded": res.meta.get("counts", {}).get("n_graded"),
+                "um_per_px": None if cal.get("um_per_px") is None else round(float(cal["um_per_px"]), 4),
+                "um_per_px_source": cal.get("um_per_px_source")})
+    pct = {mode: {r["quantity"]: r["pct"] for r in res.meta["summary"][mode]["table"]} for mode in MODES}
+    return _motility_columns(row, folder, v.video_id, pct, clinical, min_duration_s)
+
+
+def _motility_columns(row: dict, folder: Path, vid: str, pct: dict, clinical: dict, min_duration_s: float) -> dict:
+    """Add ``reference, ref_{q}_pct`` and per mode ``{mode}_{q}_pct, _abs_err, _err`` to ``row``.
+
+    ``pct`` is ``{mode: {quantity: percent}}``; the errors are None without a reference."""
+    ref, source = _reference(folder, vid, clinical, min_duration_s)
     row["reference"] = source
     for q in QUANTITIES:
         row[f"ref_{q}_pct"] = None if ref is None else round(ref[q], 1)
-    for mode in ("track", "window"):
-        s = res.meta["summary"][mode]
-        pct = {r["quantity"]: r["pct"] for r in s["table"]}
+    for mode in MODES:
         for q in QUANTITIES:
-            row[f"{mode}_{q}_pct"] = round(pct[q], 1)
-            row[f"{mode}_{q}_abs_err"] = None if ref is None else round(abs(pct[q] - ref[q]), 1)
+            p = pct[mode][q]
+            row[f"{mode}_{q}_pct"] = round(p, 1)
+            row[f"{mode}_{q}_abs_err"] = None if ref is None else round(abs(p - ref[q]), 1)
+            row[f"{mode}_{q}_err"] = None if ref is None else round(p - ref[q], 1)
     return row
 
 
+def gt_scale(um_per_px) -> tuple[float, str]:
+    """``(um_per_px, source)`` for ``--tracks gt``: the user's value, else
+    :data:`GT_FALLBACK_UM_PER_PX` with source ``"default"`` (the engine estimates the scale from
+    the image, and gt mode reads none)."""
+    if um_per_px is not None and str(um_per_px).strip().lower() != "estimate":
+        from spermtrack.analyze import _scale
+
+        scale, source, _ = _scale(pd.DataFrame(), um_per_px, None, "--um-per-px", click.echo)
+        return scale, source
+    return GT_FALLBACK_UM_PER_PX, "default"
+
+
+def grade_gt_video(v, cfg, um_per_px: float) -> tuple[pd.DataFrame, dict]:
+    """Grade the dataset's own sperm tracks of one video (no video decoded).
+
+    Returns the per-track metrics of :func:`~spermtrack.kinematics.compute_track_metrics` and
+    ``{mode: MotilitySummary}`` for both aggregation modes. Tracks whose majority class is not
+    sperm (clusters, pinheads) are left out, as in ``analyze``."""
+    from spermtrack.analyze import sperm_only
+    from spermtrack.kinematics import compute_track_metrics, summarize_motility
+
+    if v.tracks.empty:
+        raise InputFileError(v.folder, "has no track ids (labels_ftid/) to grade with --tracks gt")
+    tracks, _ = sperm_only(v.tracks)
+    if tracks.empty:
+        raise InputFileError(v.folder, "has no sperm (class 0) track to grade")
+    k = cfg.kinematics
+    fps = float(v.meta.fps)
+    metrics = compute_track_metrics(tracks, fps, um_per_px, window=k.window, min_duration_s=k.min_duration_s,
+                                    preset=k.preset, source=str(v.folder / "labels_ftid"))
+    summaries = {mode: summarize_motility(metrics, aggregate=mode, window_s=k.aggregate_window_s, fps=fps)
+                 for mode in MODES}
+    return metrics, summaries
+
+
+def evaluate_gt_video(v, metrics: pd.DataFrame, summaries: dict, clinical: dict, min_duration_s: float,
+                      um_per_px: float, um_per_px_source: str) -> dict:
+    """One row of the table for ``--tracks gt``: same layout as :func:`evaluate_video` without
+    the tracking scores."""
+    row: dict = {"video": v.video_id, "split": v.split, "n_frames": int(v.meta.n_frames),
+                 "n_tracks": int(metrics["track_id"].nunique()) if len(metrics) else 0,
+                 "n_graded": int(summaries["track"].n_graded), "um_per_px": um_per_px,
+                 "um_per_px_source": um_per_px_source}
+    pct = {mode: {r["quantity"]: r["pct"] for r in s.table} for mode, s in summaries.items()}
+    return _motility_columns(row, v.folder, v.video_id, pct, clinical, min_duration_s)
+
+
+def _is_signed_err(c: str) -> bool:
+    return c.endswith("_err") and not c.endswith("_abs_err")
+
+
 def results_table(rows: list[dict]) -> pd.DataFrame:
-    """Per-video rows plus a last row ``MAE`` (mean over videos of every score and error)."""
+    """Per-video rows, then ``MAE / mean`` (mean over videos of every score and absolute error)
+    and ``bias`` (mean over videos of every signed error ``{mode}_{q}_err``, predicted -
+    reference). Videos without a reference count in neither."""
     df = pd.DataFrame(rows)
     if df.empty:
         return df
+
+    def mean_of(c):
+        vals = pd.to_numeric(df[c], errors="coerce")
+        return round(float(vals.mean()), 2) if vals.notna().any() else None
+
     mean = {"video": "MAE / mean", "split": "", "reference": ""}
+    bias = {"video": "bias", "split": "", "reference": ""}
     for c in df.columns:
-        if c not in mean and pd.api.types.is_numeric_dtype(df[c]):
-            vals = pd.to_numeric(df[c], errors="coerce")
-            mean[c] = round(float(vals.mean()), 2) if vals.notna().any() else None
-    return pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
+        if c in mean or not pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        if _is_signed_err(c):
+            bias[c] = mean_of(c)
+        else:
+            mean[c] = mean_of(c)
+    return pd.concat([df, pd.DataFrame([mean, bias])], ignore_index=True)
+
+
+def summary_lines(df: pd.DataFrame) -> list[str]:
+    """One line per aggregation mode: MAE and bias of PR / NP / IM over the videos with a reference."""
+    if df.empty or "video" not in df.columns:
+        return []
+    per_video = df[~df["video"].isin(["MAE / mean", "bias"])]
+    lines = []
+    for mode in MODES:
+        cols = [f"{mode}_{q}_err" for q in QUANTITIES]
+        if not all(c in df.columns for c in cols):
+            continue
+        err = per_video[cols].apply(pd.to_numeric, errors="coerce")
+        n = int(err.notna().all(axis=1).sum())
+        if n == 0:
+            lines.append(f"{mode:<6}: no video has a reference")
+            continue
+        mae = " ".join(f"{_SHORT[q]} {err[c].abs().mean():.1f}" for q, c in zip(QUANTITIES, cols))
+        bias = " ".join(f"{_SHORT[q]} {err[c].mean():+.1f}" for q, c in zip(QUANTITIES, cols))
+        lines.append(f"{mode:<6}: MAE {mae}  bias (pred - ref) {bias}  "
+                     f"({n} video{'s' if n != 1 else ''} with a reference)")
+    return lines
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -130,11 +242,21 @@ def to_markdown(df: pd.DataFrame) -> str:
 @click.option("--clinical", type=click.Path(path_type=Path), default=None,
               help="Clinical motility table (ID, progressive_pct, non_progressive_pct, immotile_pct); "
                    "default: the shared copy when present.")
+@click.option("--tracks", "tracks_from", type=click.Choice(["engine", "gt"]), default="engine", show_default=True,
+              help="engine: analyse each video and grade the engine's tracks (the whole product). gt: grade "
+                   "the dataset's own sperm tracks from labels_ftid/ (the grader only; no video decoded, "
+                   "the mp4 need not exist; detector options are ignored; without --um-per-px the scale "
+                   f"is {GT_FALLBACK_UM_PER_PX} um/px, as there is no image to estimate it from).")
 @_common
-def visem(root, out, split, clinical, fps, um_per_px, detector, weights, reid_weights, segmenter, segmenter_weights,
-          preset, aggregate, no_video, config_path, quiet, _debug, polarity) -> None:
-    """Analyse and evaluate every video of a VISEM-Tracking copy (or of `spermtrack synth` output)."""
-    from spermtrack.analyze import analyze_video
+def visem(root, out, split, clinical, tracks_from, fps, um_per_px, detector, weights, reid_weights, segmenter,
+          segmenter_weights, preset, aggregate, no_video, config_path, quiet, _debug, polarity) -> None:
+    """Compare motility with the lab on a VISEM-Tracking copy (or `spermtrack synth` output).
+
+    With --tracks engine (default) every video is analysed and its tracking is scored against
+    the labels; with --tracks gt the dataset's own tracks are graded (no video decoded) and the
+    per-track metrics go to OUT/<video>/gt_kinematics.csv. OUT/visem_results.csv and .md hold per
+    video and per aggregation mode (track, window) the predicted %, |error| and signed error
+    against the clinical table, then the MAE and bias over videos."""
     from spermtrack.io.atomic import write_csv_atomic, write_text_atomic
     from spermtrack.io.visem import list_video_folders, read_visem_video
 
@@ -144,10 +266,35 @@ def visem(root, out, split, clinical, fps, um_per_px, detector, weights, reid_we
     clin_path = clinical or (DEFAULT_CLINICAL if DEFAULT_CLINICAL.is_file() else None)
     table = read_clinical(clin_path) if clin_path is not None else {}
     folders = list_video_folders(root, split)
+    gt = tracks_from == "gt"
+    if gt:
+        from spermtrack.kinematics import round_for_csv
+
+        if fps is not None:
+            from spermtrack.analyze import FPS_RANGE
+            from spermtrack.types import check_positive
+
+            fps = check_positive("--fps", fps, *FPS_RANGE)
+        scale, scale_source = gt_scale(um_per_px)
+        note = ("" if scale_source == "user" else
+                " (default: gt mode reads no image to estimate it from; give --um-per-px for calibrated values)")
+        click.echo(f"grading the dataset's own sperm tracks (--tracks gt, no video decoded), preset "
+                   f"{cfg.kinematics.preset}, um_per_px {scale:g}{note}")
     rows, failed = [], []
     for folder in folders:
         video = folder / f"{folder.name}.mp4"
         try:
+            if gt:
+                v = read_visem_video(folder, fps=fps)
+                for w in v.warnings:
+                    click.echo(f"warning: {folder.name}: {w}", err=True)
+                metrics, summaries = grade_gt_video(v, cfg, scale)
+                write_csv_atomic(Path(out) / v.video_id / "gt_kinematics.csv", round_for_csv(metrics))
+                rows.append(evaluate_gt_video(v, metrics, summaries, table, cfg.kinematics.min_duration_s,
+                                              scale, scale_source))
+                continue
+            from spermtrack.analyze import analyze_video
+
             if not video.is_file():
                 raise InputFileError(folder, "has no video file <id>.mp4")
             v = read_visem_video(folder, fps=fps)  # labels first: a bad line fails before decoding
@@ -164,6 +311,8 @@ def visem(root, out, split, clinical, fps, um_per_px, detector, weights, reid_we
         md = to_markdown(df)
         write_text_atomic(Path(out) / "visem_results.md", md)
         click.echo(md, nl=False)
+        for line in summary_lines(df):
+            click.echo(line)
         click.echo(f"wrote {Path(out) / 'visem_results.csv'} (reference: "
                    f"{clin_path if clin_path else 'synthetic truth only'})")
     if failed:
