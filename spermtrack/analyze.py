@@ -10,8 +10,13 @@
           ─► report                          annotated.mp4 + gallery crops (one more decoding pass), plots, report.html
           ─► summary.json                    written last: its presence with status "complete" marks a finished folder
 
-Every file is written atomically. A truncated video is analysed up to its last decodable frame
-and says so (``summary.json`` ``truncated``, a warning on stderr and in the report).
+One run, one folder: everything is written into ``OUT/<stem>.partial/`` and swapped into place as
+``OUT/<stem>/`` at the very end (the previous complete result stays untouched until then). A
+failed or interrupted run leaves the previous result as it was and its own work in
+``OUT/<stem>.partial/`` (``summary.json`` there says ``"status": "failed"`` and why). Every file is
+written atomically with the user's umask. A truncated video is analysed up to its last decodable
+frame, every later pass stops there, and the result says so (``summary.json`` ``truncated``, a
+warning on stderr and in the report).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +106,9 @@ def check_config(cfg: Config) -> Config:
     check_positive("track.confirm_s", cfg.track.confirm_s, 0.0, 10.0)
     check_positive("track.delete_after_s", cfg.track.delete_after_s, 0.0, 60.0)
     check_positive("track.max_speed_px_frame", cfg.track.max_speed_px_frame, 0.5, 1000.0)
+    from spermtrack.kinematics.concentration import check_chamber_depth
+
+    check_chamber_depth(cfg.sample.chamber_depth_um)
     return cfg
 
 
@@ -196,7 +205,7 @@ def without_other(tracks: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFrame, *, um_per_px: float,
-                   config: Config, user_fps: float | None, warnings: list[str]):
+                   config: Config, user_fps: float | None, warnings: list[str], n_frames: int | None = None):
     """The morphology stage in one call: best crops of every graded track -> segmenter ->
     per-crop measurements -> per-track medians, IQRs and flags.
 
@@ -222,7 +231,7 @@ def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFram
     segmenter = get_segmenter(m.segmenter, weights=m.weights, um_per_px=um_per_px)
     crops = route_crops_from_video(video, sub.reset_index(drop=True),
                                    CropParams(k=int(m.crops_per_track), size=int(m.crop_px), um_per_px=um_per_px),
-                                   fps=user_fps)
+                                   fps=user_fps, n_frames=n_frames)
     segs = segment_crops(segmenter, crops)
     per_crop = measure_crops(segs, crops.images, crops.table, um_per_px)
     table = summarize_tracks(per_crop, track_ids=graded.astype(int).tolist())
@@ -232,7 +241,8 @@ def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFram
 def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | None = None,
                   fps: float | None = None, um_per_px: float | str | None = None,
                   progress: bool = True, echo: Echo | None = None, truth: str | Path | None = None,
-                  out_dir: str | Path | None = None) -> AnalysisResult:
+                  out_dir: str | Path | None = None, sample_id: str | None = None,
+                  patient_id: str | None = None) -> AnalysisResult:
     """Analyse one video and write its result folder ``out_root/<video stem>/``.
 
     Args:
@@ -247,6 +257,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
         truth: a synthetic video folder (``spermtrack synth`` output) to check the result
             against its exact truth (HOTA, ID switches, grade mix; in ``summary.json``).
         out_dir: the folder to write instead of ``out_root/<video stem>``.
+        sample_id, patient_id: identifiers recorded in summary.json, summary.csv and the reports.
 
     Returns:
         An :class:`AnalysisResult`.
@@ -255,16 +266,10 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
         InputFileError, VideoError, ParameterError: bad video, parameters or output folder (one
             clear line each); nothing is reported as complete in that case.
     """
-    import click
-
-    from spermtrack.io import export
-    from spermtrack.io.atomic import write_json_atomic
+    from spermtrack.io.atomic import commit_run_folder, start_run_folder
     from spermtrack.io.video import probe_video
-    from spermtrack.kinematics import compute_track_metrics, summarize_motility
-    from spermtrack.tracker.pipeline import ProgressBar, stream_video
-    from spermtrack.tracker.refine import refine_tracks
 
-    echo = echo or (lambda s: click.echo(s, err=True))
+    echo = echo or _stderr
     cfg = check_config(config or Config())
     t_start = time.perf_counter()
     video = Path(video)
@@ -277,8 +282,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
     if um_per_px is not None and str(um_per_px).strip().lower() != "estimate":
         _scale(pd.DataFrame(), um_per_px, None, str(video), echo)  # fail before decoding
     out = Path(out_dir) if out_dir is not None else output_folder(out_root, video)
-    _check_writable(out)
-    (out / "summary.json").unlink(missing_ok=True)  # an interrupted rerun must not look complete
+    _check_writable(out.parent)
     meta_v = probe_video(video, fps=fps, fallback_fps=cfg.video.fallback_fps)
     if fps is None and (meta_v.fps_source == "fallback" or any("no timestamps" in w for w in meta_v.warnings)):
         raise ParameterError(f"{video}: the file gives no reliable frame rate; pass --fps (frames per second "
@@ -294,6 +298,61 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
         from spermtrack.tracker.reid import load_embedder
 
         embedder = load_embedder(cfg.track.reid_weights)
+    ids = {"sample_id": _ident("sample_id", sample_id), "patient_id": _ident("patient_id", patient_id)}
+    work = start_run_folder(out)
+    try:
+        result = _analyze_into(work, video, cfg, meta_v, detector, embedder, fps=fps, um_per_px=um_per_px,
+                               progress=progress, echo=echo, truth=truth, warnings=warnings, ids=ids,
+                               t_start=t_start)
+    except BaseException as err:
+        _mark_failed(work, video, err, echo)
+        raise
+    commit_run_folder(work, out)
+    result.out_dir = out
+    return result
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _ident(name: str, value: str | None) -> str | None:
+    """A sample / patient identifier: one printable line (it names files and lands in reports)."""
+    if value is None:
+        return None
+    v = str(value).strip()
+    if not v or len(v) > 200 or any(not ch.isprintable() for ch in v):
+        raise ParameterError(f"{name} {value!r} must be one printable line of 1-200 characters")
+    return v
+
+
+def _mark_failed(work: Path, video: Path, err: BaseException, echo: Echo) -> None:
+    """Leave a failed run's folder clearly marked (best effort: the disk may be full)."""
+    import contextlib
+
+    from spermtrack.io.atomic import write_json_atomic
+
+    why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+    with contextlib.suppress(OSError, ValueError):
+        write_json_atomic(work / "summary.json", {"software": "spermtrack", "command": "analyze", "status": "failed",
+                                                 "video": {"name": video.name}, "error": why})
+        if any(p.name != "summary.json" for p in work.iterdir()):
+            echo(f"note: partial results of {video.name} kept in {work} (the previous complete result, if any, "
+                 f"is untouched)")
+            return
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _analyze_into(out: Path, video: Path, cfg: Config, meta_v, detector, embedder, *, fps, um_per_px, progress,
+                  echo: Echo, truth, warnings: list[str], ids: dict, t_start: float) -> AnalysisResult:
+    """The stages of :func:`analyze_video`, writing into the run's working folder ``out``."""
+    from spermtrack.io import export
+    from spermtrack.io.atomic import write_json_atomic
+    from spermtrack.kinematics import compute_track_metrics, summarize_motility
+    from spermtrack.tracker.pipeline import ProgressBar, stream_video
+    from spermtrack.tracker.refine import refine_tracks
 
     bar = ProgressBar(video.name, enabled=progress)
     try:
@@ -353,18 +412,33 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
 
     t0 = time.perf_counter()
     morph, crop_set = run_morphology(video, tracks, metrics, um_per_px=scale, config=cfg, user_fps=fps,
-                                     warnings=warnings)
+                                     warnings=warnings, n_frames=res.n_frames)
     t_morph = time.perf_counter() - t0
 
-    files = export.write_tracks(out, all_tracks)
+    from spermtrack.kinematics.summary import kinematics_distribution
+
+    conc = None
+    if cfg.sample.chamber_depth_um is not None:
+        from spermtrack.kinematics.concentration import concentration
+
+        conc = concentration(tracks, n_frames=res.n_frames, width_px=res.meta.width, height_px=res.meta.height,
+                             um_per_px=scale, chamber_depth_um=cfg.sample.chamber_depth_um)
+    distribution = kinematics_distribution(metrics)
+    context = {**ids, "video": video.name, "fps": fps_used, "fps_source": res.meta.fps_source, "um_per_px": scale,
+               "um_per_px_source": scale_source, "n_frames_analysed": res.n_frames,
+               "truncated": res.decode_error is not None, "preset": k.preset}
+    if conc is not None:
+        context.update(chamber_depth_um=conc["chamber_depth_um"],
+                       concentration_million_per_ml=round(conc["concentration_million_per_ml"], 2))
+    files = export.write_tracks(out, all_tracks, fps=fps_used, um_per_px=scale)
     export.write_kinematics(out / "kinematics.csv", metrics, morph)
     files["kinematics_csv"] = "kinematics.csv"
-    export.write_summary(out, summaries)
+    export.write_summary(out, summaries, context=context, distribution=distribution)
     files["summary_csv"] = "summary.csv"
     if morph is not None:
         from spermtrack.io.atomic import write_csv_atomic
 
-        write_csv_atomic(out / "morphology.csv", morph)
+        write_csv_atomic(out / "morphology.csv", export.round_table(morph))
         files["morphology_csv"] = "morphology.csv"
 
     from spermtrack.report.build import build_report_assets
@@ -383,11 +457,13 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
         # the truth holds sperm and clusters; impurities (class 3) are not objects of the truth
         truth_check = check_against_truth(truth, without_other(all_tracks), summaries["track"],
                                           min_duration_s=k.min_duration_s,
-                                          grader={q: metrics.attrs[q] for q in ("fps", "um_per_px", "preset")})
+                                          grader={q: metrics.attrs[q] for q in ("fps", "um_per_px", "preset")},
+                                          concentration=conc)
 
     meta = {
         "software": "spermtrack", "command": "analyze", "status": "complete",
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **ids,
         "video": {"name": video.name, "path": str(video.resolve()), "n_frames_container": meta_v.n_frames,
                   "n_frames_analysed": res.n_frames, "duration_s": res.n_frames / fps_used,
                   "width": res.meta.width, "height": res.meta.height, "codec": meta_v.codec,
@@ -401,6 +477,9 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
             metrics, fps=fps_used, fps_source=res.meta.fps_source, um_per_px=scale, um_per_px_source=scale_source,
             scale_estimate=scale_info, preset=k.preset, aggregate=k.aggregate,
             aggregate_window_s=k.aggregate_window_s, min_duration_s=k.min_duration_s),
+        **({"concentration_million_per_ml": conc["concentration_million_per_ml"], "concentration": conc}
+           if conc is not None else {}),
+        "kinematics_distribution": distribution,
         "detector_calibration": det_cal,
         "counts": {"n_detections": res.n_detections, "n_sperm_detections": res.n_sperm_detections, "n_online_tracks": int(res.tracks["track_id"].nunique()) if len(res.tracks) else 0,
                    "n_tracks": int(len(metrics)), "n_cluster_tracks": n_other, "n_graded": summary.n_graded,
@@ -418,14 +497,19 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
                       **{k2: round(v, 3) for k2, v in assets["timings"].items()}, "report_total_s": round(t_report, 3),
                       "total_s": round(time.perf_counter() - t_start, 3),
                       "stream_frames_per_s": round(res.frames_per_s, 1)},
-        "outputs": {**files, "report_html": "report.html", "summary_json": "summary.json"},
+        "outputs": {**files, "report_html": "report.html", "report_pdf": "report.pdf", "summary_json": "summary.json"},
+        "outputs_columns": {"tracks_csv": export.TRACKS_CSV_COLUMNS},
     }
     from spermtrack.report.html import write_report
 
     table = export.round_table(export.join_morphology(metrics, morph))
     write_report(out / "report.html", meta=meta, summary=summary, summaries=summaries, table=table,
                  plots=assets["plots"], files={**files, "summary_json": "summary.json"})
+    from spermtrack.report.pdf import write_report_pdf
+
+    write_report_pdf(out / "report.pdf", meta, metrics, assets["plots"])
     meta["timings_s"]["total_s"] = round(time.perf_counter() - t_start, 3)
     write_json_atomic(out / "summary.json", meta)
-    return AnalysisResult(out, tracks, metrics, summary, meta, morph, {**files, "report_html": "report.html",
-                                                                        "summary_json": "summary.json"})
+    return AnalysisResult(out, tracks, metrics, summary, meta, morph,
+                          {**files, "report_html": "report.html", "report_pdf": "report.pdf",
+                           "summary_json": "summary.json"})

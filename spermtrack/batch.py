@@ -40,7 +40,8 @@ def _record(video: Path, out_dir: Path, status: str, meta: dict | None = None, s
     return rec
 
 
-def analyze_task(video: str, out_dir: str, config: dict, fps: float | None, um_per_px) -> dict:
+def analyze_task(video: str, out_dir: str, config: dict, fps: float | None, um_per_px,
+                 ids: dict | None = None) -> dict:
     """Analyse one video (runs on a worker); never raises: errors come back as a record."""
     from spermtrack.analyze import analyze_video
     from spermtrack.config import Config
@@ -49,7 +50,7 @@ def analyze_task(video: str, out_dir: str, config: dict, fps: float | None, um_p
     video_p, out_p = Path(video), Path(out_dir)
     try:
         res = analyze_video(video_p, out_p.parent, config=Config.from_dict(config), fps=fps, um_per_px=um_per_px,
-                            progress=False, echo=lambda s: None, out_dir=out_p)
+                            progress=False, echo=lambda s: None, out_dir=out_p, **(ids or {}))
     except (SpermtrackError, OSError) as err:
         return _record(video_p, out_p, "failed", seconds=time.perf_counter() - t0, error=str(err))
     except Exception as err:  # noqa: BLE001 - a bug on one video must not stop the batch
@@ -78,7 +79,8 @@ def _client(workers: int | None, scheduler: str | None):
 
 def run_batch(videos: list[str | Path], out: str | Path, *, config=None, fps: float | None = None,
               um_per_px=None, workers: int | None = None, scheduler: str | None = None,
-              echo: Callable[[str], None] = print) -> pd.DataFrame:
+              echo: Callable[[str], None] = print, sample_id: str | None = None, patient_id: str | None = None,
+              sample: str | None = None) -> pd.DataFrame:
     """Analyse ``videos`` on a Dask cluster into ``out/<stem>/`` folders.
 
     Args:
@@ -91,6 +93,9 @@ def run_batch(videos: list[str | Path], out: str | Path, *, config=None, fps: fl
         scheduler: ``tcp://HOST:PORT`` of an existing cluster (then ``workers`` is ignored);
             its workers must see the same paths.
         echo: where one line per finished video goes.
+        sample_id, patient_id: recorded in every video's results.
+        sample: the name of the sample these videos are fields of (checked here not to clash
+            with a video's folder; pooling is :func:`spermtrack.sample.pool_sample`).
 
     Returns:
         The batch table (:data:`BATCH_COLUMNS`), also written to ``out/batch_summary.csv``.
@@ -109,6 +114,11 @@ def run_batch(videos: list[str | Path], out: str | Path, *, config=None, fps: fl
     if not vids:
         raise ParameterError("no video given")
     dirs = unique_out_dirs(vids, out.resolve())
+    if sample is not None:
+        from spermtrack.sample import check_sample_name
+
+        check_sample_name(sample, list(dirs.values()), out.resolve())
+    ids = {"sample_id": sample_id, "patient_id": patient_id}
     records: dict[Path, dict] = {}
     todo = []
     for v in vids:
@@ -127,7 +137,7 @@ def run_batch(videos: list[str | Path], out: str | Path, *, config=None, fps: fl
 
         client, cluster = _client(workers, scheduler)
         try:
-            futures = {client.submit(analyze_task, str(v), str(dirs[v]), cfg.to_dict(), fps, um_per_px,
+            futures = {client.submit(analyze_task, str(v), str(dirs[v]), cfg.to_dict(), fps, um_per_px, ids,
                                      key=f"analyze-{i}-{v.stem}", pure=False): v for i, v in enumerate(todo)}
             for fut in as_completed(futures):
                 v = futures[fut]

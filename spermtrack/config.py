@@ -2,7 +2,8 @@
 
 Each stage has a frozen dataclass of its own parameters; :class:`Config` groups them. ``to_dict``
 / ``from_dict`` round-trip exactly, unknown keys in a user file are an error (typos must not pass
-silently), and missing keys take the defaults.
+silently), and missing keys take the defaults. :meth:`Config.load` also takes a result's
+``summary.json`` and uses its ``config`` block.
 """
 
 from __future__ import annotations
@@ -110,6 +111,15 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class SampleConfig:
+    """The sample being measured. ``chamber_depth_um``: depth of the counting chamber (e.g. 20
+    for a 20 um Leja slide); with it every result carries ``concentration_million_per_ml``
+    (:mod:`spermtrack.kinematics.concentration`), without it none is guessed."""
+
+    chamber_depth_um: float | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole tree. ``Config().to_dict()`` is what gets saved beside results."""
 
@@ -120,6 +130,7 @@ class Config:
     kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
     morphology: MorphologyConfig = field(default_factory=MorphologyConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,15 +144,34 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """Read a config file: this tree as JSON, or a whole result file (``summary.json`` of
+        ``spermtrack analyze``), whose ``config`` block is then used: rerun with the settings
+        of an earlier result.
+
+        Raises:
+            InputFileError: missing file, bad JSON, not an object, a result file without a
+                ``config`` block, an unknown key or a section that is not an object.
+        """
         p = Path(path)
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputFileError(p, "config file not found") from None
+        except IsADirectoryError:
+            raise InputFileError(p, "is a folder, not a config file") from None
+        except UnicodeDecodeError:
+            raise InputFileError(p, "not a text file (a config file is JSON)") from None
         except json.JSONDecodeError as err:
             raise InputFileError(p, f"not valid JSON ({err.msg})", line=err.lineno) from None
         if not isinstance(data, dict):
             raise InputFileError(p, "a config file must hold a JSON object")
+        if data.get("software") == "spermtrack" or isinstance(data.get("config"), dict):
+            block = data.get("config")
+            if not isinstance(block, dict):
+                what = f"spermtrack {data['command']} result" if data.get("command") else "spermtrack result"
+                raise InputFileError(p, f"a {what} file without a 'config' object; give a config file or "
+                                        f"the summary.json of a complete analyze run")
+            return _build(cls, block, str(p), "config.")
         return cls.from_dict(data, source=str(p))
 
     def replace(self, section: str, **changes) -> "Config":

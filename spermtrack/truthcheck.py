@@ -38,7 +38,7 @@ def graded_truth_shares(gt: pd.DataFrame, truth: pd.DataFrame, grader: dict,
 
 
 def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, min_duration_s: float = 0.5,
-                        grader: dict | None = None) -> dict:
+                        grader: dict | None = None, concentration: dict | None = None) -> dict:
     """Compare tracks and a track-mode summary with a synthetic video folder's truth.
 
     Args:
@@ -49,6 +49,9 @@ def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, mi
         grader: ``{fps, um_per_px, preset}`` of the analysis: the true head paths are graded by the
             same rule (:func:`graded_truth_shares`); ``None`` uses the truth's own (literal WHO)
             grades.
+        concentration: the analysis' concentration record (:mod:`spermtrack.kinematics.concentration`);
+            when given, the true concentration (true sperm heads in view per frame over the same
+            frames / the same field volume) is compared with it.
 
     Returns:
         ``{"tracking": {HOTA, AssA, DetA, IDF1, MOTA, IDSW, ...}, "grades": {grade: {"truth_pct",
@@ -81,6 +84,24 @@ def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, mi
         meas = summary.pct(g)
         grades[g] = {"truth_pct": round(shares[g], 2), "measured_pct": round(meas, 2),
                      "diff_pct_points": round(meas - shares[g], 2)}
-    return {"truth_folder": str(folder), "tracking": tracking, "grades": grades, "truth_grader": truth_grader,
-            "max_grade_diff_pct_points": round(max(abs(v["diff_pct_points"]) for v in grades.values()), 2),
-            "n_true_tracks": n_true, "n_graded_tracks": summary.n_graded}
+    out = {"truth_folder": str(folder), "tracking": tracking, "grades": grades, "truth_grader": truth_grader,
+           "max_grade_diff_pct_points": round(max(abs(v["diff_pct_points"]) for v in grades.values()), 2),
+           "n_true_tracks": n_true, "n_graded_tracks": summary.n_graded}
+    if concentration is not None:
+        out["concentration"] = true_concentration(gt, truth, concentration)
+    return out
+
+
+def true_concentration(gt: pd.DataFrame, truth: pd.DataFrame, measured: dict) -> dict:
+    """The true concentration of a synthetic video (its sperm, clusters left out, counted by the
+    same rule over the same frames, field and chamber depth) beside the measured one."""
+    from spermtrack.kinematics.concentration import heads_in_view
+
+    sperm = gt[gt["track_id"].isin(truth.loc[truth["cls"] != 1, "track_id"])]
+    true_heads = heads_in_view(sperm, int(measured["n_frames"]), measured["width_px"], measured["height_px"])
+    true_c = true_heads / (measured["field_area_um2"] * measured["chamber_depth_um"]) * 1e6
+    got = measured["concentration_million_per_ml"]
+    return {"truth_million_per_ml": round(true_c, 3), "measured_million_per_ml": round(got, 3),
+            "true_mean_heads_in_view": round(true_heads, 3),
+            "measured_mean_heads_in_view": round(measured["mean_heads_in_view"], 3),
+            "rel_error_pct": round(100 * (got / true_c - 1), 2) if true_c > 0 else None}

@@ -84,7 +84,8 @@ def test_analyze_writes_the_full_folder(analysed):
     assert {"vcl_um_s", "progression_um_s", "grade"} <= set(kin.columns)
     assert any(c.startswith("head_length") for c in kin.columns)  # morphology joined
     summ = pd.read_csv(out / "summary.csv")
-    assert set(summ["aggregate"]) == {"track", "window"}
+    assert set(summ["aggregate"]) == {"track", "window", "distribution"}
+    assert (summ["fps"] == 50.0).all() and (summ["um_per_px_source"] == "user").all()
     tr = pd.read_csv(out / "tracks.csv")
     assert {"track_id", "frame", "x", "y", "x_smooth", "y_smooth", "interpolated"} <= set(tr.columns)
     mot = np.loadtxt(out / "tracks_mot.txt", delimiter=",")

@@ -13,7 +13,7 @@ from spermtrack.errors import ParameterError, SpermtrackError
 def build_config(config_path: Path | None, *, detector: str | None = None, weights: Path | None = None,
                  reid_weights: Path | None = None, segmenter: str | None = None,
                  segmenter_weights: Path | None = None, preset: str | None = None, aggregate: str | None = None,
-                 no_video: bool = False, polarity: str | None = None):
+                 no_video: bool = False, polarity: str | None = None, chamber_depth_um: float | None = None):
     """The run's :class:`~spermtrack.config.Config`: the file's (or the defaults), then the options."""
     from spermtrack.analyze import check_config
     from spermtrack.config import Config
@@ -37,6 +37,8 @@ def build_config(config_path: Path | None, *, detector: str | None = None, weigh
         cfg = cfg.replace("report", annotated_video=False)
     if polarity is not None:
         cfg = cfg.replace("detect", polarity=polarity)
+    if chamber_depth_um is not None:
+        cfg = cfg.replace("sample", chamber_depth_um=chamber_depth_um)
     if cfg.detect.detector == "yolo" and not cfg.detect.weights:
         raise ParameterError("--detector yolo needs --weights W.pt (train one with `spermtrack train detector`)")
     return check_config(cfg)
@@ -88,6 +90,18 @@ _COMMON = [
     click.option("--polarity", type=click.Choice(["auto", "bright", "dark"]), default=None,
                  help="Head polarity: bright (phase contrast), dark (bright field) or auto (default: decided "
                       "per video from the candidates; the choice is in summary.json detector_calibration)."),
+    click.option("--chamber-depth-um", "chamber_depth_um", type=float, default=None,
+                 help="Depth of the counting chamber (um, e.g. 20 for a 20 um Leja slide): adds the concentration "
+                      "(million/mL) to the results. Without it none is reported."),
+]
+
+_SAMPLE = [
+    click.option("--sample", "sample", default=None, metavar="NAME",
+                 help="The videos are fields of one sample: also pool them into OUT/NAME/ (sample_summary.json, "
+                      "sample_summary.csv, report.pdf); each field keeps its own folder."),
+    click.option("--sample-id", "sample_id", default=None, help="Sample id recorded in the results and reports "
+                 "(default: --sample NAME)."),
+    click.option("--patient-id", "patient_id", default=None, help="Patient id recorded in the results and reports."),
 ]
 
 
@@ -97,26 +111,59 @@ def _common(f):
     return f
 
 
+def _sample_options(f):
+    for opt in reversed(_SAMPLE):
+        f = opt(f)
+    return f
+
+
+def pool_if_sample(sample: str | None, field_dirs: list[Path], out: Path, *, sample_id: str | None,
+                   patient_id: str | None) -> None:
+    """With ``--sample NAME``: pool the complete field folders into OUT/NAME/ and print the result."""
+    if sample is None:
+        return
+    from spermtrack.io.export import summary_lines
+    from spermtrack.sample import pool_sample
+
+    res = pool_sample(field_dirs, out, sample, sample_id=sample_id, patient_id=patient_id)
+    click.echo(f"sample {sample}: {len(res.fields)} field(s) pooled")
+    for line in summary_lines(res.summary, res.meta["calibration"]["um_per_px"],
+                              res.meta["calibration"]["um_per_px_source"]):
+        click.echo(line)
+    if res.meta.get("concentration_million_per_ml") is not None:
+        click.echo(f"  concentration {res.meta['concentration_million_per_ml']:.1f} million/mL "
+                   f"(chamber {res.meta['concentration']['chamber_depth_um']:g} um)")
+    click.echo(f"wrote {res.out_dir}/ (sample_summary.json, sample_summary.csv, report.pdf)")
+
+
 @click.command("analyze")
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output root; one folder per video.")
 @_common
+@_sample_options
 def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmenter, segmenter_weights, preset,
-            aggregate, no_video, config_path, quiet, _debug, polarity) -> None:
-    """Analyse VIDEO(s): tracks, CASA kinematics, WHO grades, morphology, plots and an HTML report
-    in OUT/<video stem>/. A failing video is reported and the others are still analysed."""
+            aggregate, no_video, config_path, quiet, _debug, polarity, chamber_depth_um, sample, sample_id,
+            patient_id) -> None:
+    """Analyse VIDEO(s): tracks, CASA kinematics, WHO grades, morphology, plots, HTML and PDF reports
+    in OUT/<video stem>/. A failing video is reported and the others are still analysed. With
+    --sample NAME the videos are fields of one sample, pooled into OUT/NAME/."""
     from spermtrack.analyze import analyze_video
 
     cfg = build_config(config_path, detector=detector, weights=weights, reid_weights=reid_weights,
                        segmenter=segmenter, segmenter_weights=segmenter_weights, preset=preset,
-                       aggregate=aggregate, no_video=no_video, polarity=polarity)
+                       aggregate=aggregate, no_video=no_video, polarity=polarity, chamber_depth_um=chamber_depth_um)
     vids = list(dict.fromkeys(Path(v) for v in videos))
     dirs = unique_out_dirs(vids, out)
-    failed = []
+    sample_id = sample_id if sample_id is not None else sample
+    if sample is not None:
+        from spermtrack.sample import check_sample_name
+
+        check_sample_name(sample, list(dirs.values()), out)
+    failed, done = [], []
     for v in vids:
         try:
             res = analyze_video(v, out, config=cfg, fps=fps, um_per_px=um_per_px, progress=not quiet,
-                                out_dir=dirs[v])
+                                out_dir=dirs[v], sample_id=sample_id, patient_id=patient_id)
         except (SpermtrackError, OSError) as err:
             if len(vids) == 1:
                 raise
@@ -124,6 +171,9 @@ def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmen
             failed.append(v)
             continue
         print_result(res)
+        done.append(res.out_dir)
+    if done:
+        pool_if_sample(sample, done, out, sample_id=sample_id, patient_id=patient_id)
     if failed:
         raise SpermtrackError(f"{len(failed)} of {len(vids)} videos failed: {', '.join(str(v) for v in failed)}")
 

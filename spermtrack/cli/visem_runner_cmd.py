@@ -249,7 +249,7 @@ def to_markdown(df: pd.DataFrame) -> str:
                    f"is {GT_FALLBACK_UM_PER_PX} um/px, as there is no image to estimate it from).")
 @_common
 def visem(root, out, split, clinical, tracks_from, fps, um_per_px, detector, weights, reid_weights, segmenter,
-          segmenter_weights, preset, aggregate, no_video, config_path, quiet, _debug, polarity) -> None:
+          segmenter_weights, preset, aggregate, no_video, config_path, quiet, _debug, polarity, chamber_depth_um) -> None:
     """Compare motility with the lab on a VISEM-Tracking copy (or `spermtrack synth` output).
 
     With --tracks engine (default) every video is analysed and its tracking is scored against
@@ -262,7 +262,8 @@ def visem(root, out, split, clinical, tracks_from, fps, um_per_px, detector, wei
 
     cfg = build_config(config_path, detector=detector, weights=weights, reid_weights=reid_weights,
                        segmenter=segmenter, segmenter_weights=segmenter_weights, preset=preset,
-                       aggregate=aggregate, no_video=no_video, polarity=polarity)
+                       aggregate=aggregate, no_video=no_video, polarity=polarity,
+                       chamber_depth_um=chamber_depth_um)
     clin_path = clinical or (DEFAULT_CLINICAL if DEFAULT_CLINICAL.is_file() else None)
     table = read_clinical(clin_path) if clin_path is not None else {}
     folders = list_video_folders(root, split)

@@ -21,8 +21,43 @@ TRACK_DECIMALS = 3
 CSV_BLOCK_ROWS = 100_000
 
 
-def write_tracks(out_dir: str | Path, tracks: pd.DataFrame) -> dict[str, str]:
-    """Write ``tracks.csv`` (measured ``x, y``; ``x_smooth, y_smooth``; ``interpolated``) and
+#: what tracks.csv's columns mean (recorded in summary.json ``outputs_columns``)
+TRACKS_CSV_COLUMNS: dict[str, str] = {
+    "track_id": "track id (same as tracks_mot.txt and kinematics.csv)",
+    "frame": "frame index, 0-based (tracks_mot.txt is 1-based: its frame = this frame + 1)",
+    "time_s": "time of the frame from the start of the video, s (frame / fps)",
+    "x": "head centre x, px (same as x_px; kept for readers of the original Tracks format)",
+    "y": "head centre y, px (same as y_px)", "w": "box width, px (same as w_px)", "h": "box height, px (same as h_px)",
+    "conf": "detector score", "cls": "class (0 sperm, 1 cluster, 2 small or pinhead, 3 other)",
+    "x_smooth": "smoothed head centre x, px", "y_smooth": "smoothed head centre y, px",
+    "interpolated": "True where a gap of the track was filled (no detection in that frame)",
+    "x_px": "head centre x, px, from the left edge", "y_px": "head centre y, px, from the top edge",
+    "w_px": "box width, px", "h_px": "box height, px",
+    "x_um": "head centre x, um (x_px * um_per_px)", "y_um": "head centre y, um (y_px * um_per_px)",
+}
+
+
+def tracks_for_csv(tracks: pd.DataFrame, fps: float | None = None, um_per_px: float | None = None) -> pd.DataFrame:
+    """The Tracks table as tracks.csv holds it: the original columns plus ``time_s``, units in
+    the names (``x_px .. h_px``) and micrometres (``x_um, y_um``) when the scale is known."""
+    out = tracks.copy()
+    pos = out.columns.get_loc("frame") + 1 if "frame" in out.columns else len(out.columns)
+    if fps and "frame" in out.columns:
+        out.insert(pos, "time_s", out["frame"].to_numpy(dtype=float) / float(fps))
+    for c in ("x", "y", "w", "h"):
+        if c in out.columns:
+            out[f"{c}_px"] = out[c]
+    if um_per_px:
+        for c in ("x", "y"):
+            if c in out.columns:
+                out[f"{c}_um"] = out[c] * float(um_per_px)
+    return out
+
+
+def write_tracks(out_dir: str | Path, tracks: pd.DataFrame, *, fps: float | None = None,
+                 um_per_px: float | None = None) -> dict[str, str]:
+    """Write ``tracks.csv`` (:data:`TRACKS_CSV_COLUMNS`: measured ``x, y`` = ``x_px, y_px``;
+    ``x_um, y_um``; ``time_s``; ``x_smooth, y_smooth``; ``interpolated``; 0-based ``frame``) and
     ``tracks_mot.txt`` (MOTChallenge, 1-based frames, smoothed gap-filled boxes).
 
     Returns:
@@ -32,11 +67,14 @@ def write_tracks(out_dir: str | Path, tracks: pd.DataFrame) -> dict[str, str]:
     from spermtrack.tracker.refine import smoothed_boxes
 
     out_dir = Path(out_dir)
-    rounded = {c: TRACK_DECIMALS for c in ("x", "y", "w", "h", "conf", "x_smooth", "y_smooth") if c in tracks.columns}
     # rounded and written in blocks of rows: no second copy of a million-row table
     with atomic_path(out_dir / "tracks.csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         for start in range(0, max(len(tracks), 1), CSV_BLOCK_ROWS):
-            tracks.iloc[start:start + CSV_BLOCK_ROWS].round(rounded).to_csv(fh, index=False, header=start == 0)
+            block = tracks_for_csv(tracks.iloc[start:start + CSV_BLOCK_ROWS], fps, um_per_px)
+            rounded = {c: TRACK_DECIMALS for c in block.columns
+                       if c in ("x", "y", "w", "h", "conf", "x_smooth", "y_smooth", "x_px", "y_px", "w_px", "h_px")}
+            rounded.update({c: 4 for c in ("x_um", "y_um", "time_s") if c in block.columns})
+            block.round(rounded).to_csv(fh, index=False, header=start == 0)
     cols = [c for c in ("track_id", "frame", "x", "y", "w", "h", "conf", "cls", "x_smooth", "y_smooth")
             if c in tracks.columns]
     write_mot(out_dir / "tracks_mot.txt", smoothed_boxes(tracks[cols]))  # only the columns MOT needs
@@ -70,16 +108,48 @@ def write_kinematics(path: str | Path, metrics: pd.DataFrame, morphology: pd.Dat
     return write_csv_atomic(path, round_table(join_morphology(metrics, morphology)))
 
 
-def summary_frame(summaries: dict) -> pd.DataFrame:
-    """One table of several :class:`~spermtrack.kinematics.MotilitySummary` (column ``aggregate`` first)."""
+def whole_as_int(values: pd.Series, decimals: int = 1) -> pd.Series:
+    """Numbers rounded to ``decimals``, whole ones written as integers (``28``, not ``28.0``):
+    counts are cells; a count split by time (who2021 time fractions, window mode) keeps its decimal."""
+    v = pd.to_numeric(values, errors="coerce").round(decimals)
+    return pd.Series([int(x) if pd.notna(x) and float(x).is_integer() else x for x in v], index=v.index, dtype=object)
+
+
+#: per-result context columns of summary.csv (the same value on every row)
+SUMMARY_CONTEXT_COLUMNS: tuple[str, ...] = (
+    "sample_id", "patient_id", "video", "fps", "fps_source", "um_per_px", "um_per_px_source",
+    "chamber_depth_um", "concentration_million_per_ml", "n_frames_analysed", "truncated", "preset",
+)
+
+
+def summary_frame(summaries: dict, *, context: dict | None = None, distribution: dict | None = None) -> pd.DataFrame:
+    """One table of several :class:`~spermtrack.kinematics.MotilitySummary` (column ``aggregate``
+    first), then (``distribution``) the kinematics distribution rows (``aggregate`` =
+    ``"distribution"``, ``quantity`` = the kinematics.csv column, ``cells`` = ``all`` / ``motile``,
+    ``n, mean, sd, median, q25, q75``); ``context`` adds :data:`SUMMARY_CONTEXT_COLUMNS` (fps,
+    um_per_px and their sources, ids, concentration) to every row."""
     frames = []
     for mode, s in summaries.items():
         f = s.to_frame()
         f.insert(0, "aggregate", mode)
         frames.append(f)
     out = pd.concat(frames, ignore_index=True)
-    return out.round({"pct": 1, "ci95_low_pct": 1, "ci95_high_pct": 1, "count": 1, "n": 1,
-                      "agreement95_low_pct": 1, "agreement95_high_pct": 1})
+    out = out.round({"pct": 1, "ci95_low_pct": 1, "ci95_high_pct": 1, "count": 1, "n": 1,
+                     "agreement95_low_pct": 1, "agreement95_high_pct": 1})
+    out["count"], out["n"] = whole_as_int(out["count"]), whole_as_int(out["n"])
+    if distribution:
+        from spermtrack.kinematics.summary import distribution_frame
+
+        d = distribution_frame(distribution)
+        d["n"] = d["n"].astype(int).astype(object)
+        for c in ("mean", "sd", "median", "q25", "q75"):
+            d[c] = pd.to_numeric(d[c], errors="coerce").round(2)
+        d.insert(0, "aggregate", "distribution")
+        out = pd.concat([out, d], ignore_index=True)
+    if context:
+        for i, c in enumerate(c for c in SUMMARY_CONTEXT_COLUMNS if c in context):
+            out.insert(1 + i, c, context[c])
+    return out
 
 
 def kinematics_metadata(metrics: pd.DataFrame, *, fps: float, fps_source: str, um_per_px: float,
@@ -108,9 +178,13 @@ def kinematics_metadata(metrics: pd.DataFrame, *, fps: float, fps_source: str, u
 
 def summary_lines(summary, um_per_px: float, um_per_px_source: str) -> list[str]:
     """The sample summary as the lines the CLI prints (grades with 95 % CIs and WHO status)."""
-    est = " ESTIMATED" if um_per_px_source.startswith("estimated") else ""
+    est = " ESTIMATED" if str(um_per_px_source).startswith("estimated") else ""
+    scale = f"{um_per_px:g} ({um_per_px_source}){est}" if um_per_px is not None else "differs between fields"
     lines = [f"{summary.n_graded} graded tracks ({summary.n_not_graded} too short), "
-             f"um_per_px {um_per_px:g} ({um_per_px_source}){est}, aggregate {summary.aggregate}"]
+             f"um_per_px {scale}, aggregate {summary.aggregate}"]
+    if summary.n_graded == 0:
+        return lines + ["  no sperm cell was graded: no percentages (see the warnings; an empty field is a valid "
+                        "result, e.g. azoospermia, or a detection problem)"]
     for row in summary.table:
         who = f"  WHO6 {row['who6_status']}" if row["who6_status"] else ""
         tech = (f"  technician {row['agreement95_low_pct']:.0f}-{row['agreement95_high_pct']:.0f}"
@@ -151,10 +225,13 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def write_summary(out_dir: str | Path, summaries: dict) -> Path:
-    """Write ``summary.csv``: every aggregation mode's summary table (column ``aggregate`` first).
+def write_summary(out_dir: str | Path, summaries: dict, *, context: dict | None = None,
+                  distribution: dict | None = None) -> Path:
+    """Write ``summary.csv``: every aggregation mode's summary table (column ``aggregate`` first),
+    the kinematics distribution rows and the context columns (:func:`summary_frame`).
 
     ``summary.json`` is written separately and last by :func:`spermtrack.analyze.analyze_video`,
     so its presence with ``"status": "complete"`` marks a finished analysis (batch runs resume on it).
     """
-    return write_csv_atomic(Path(out_dir) / "summary.csv", summary_frame(summaries))
+    return write_csv_atomic(Path(out_dir) / "summary.csv",
+                            summary_frame(summaries, context=context, distribution=distribution))

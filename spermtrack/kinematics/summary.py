@@ -271,3 +271,54 @@ def estimate_um_per_px(tracks: pd.DataFrame, *, head_length_um: float = 4.5,
         raise InputFileError(source, "no box has a usable size to estimate um_per_px from; give --um-per-px")
     med = float(np.median(np.maximum(w[ok], h[ok])))
     return ScaleEstimate(head_length_um / med, med, int(ok.sum()), head_length_um)
+
+
+#: kinematic columns summarised by :func:`kinematics_distribution` (kinematics.csv names)
+DISTRIBUTION_COLUMNS: tuple[str, ...] = (
+    "vcl_um_s", "vsl_um_s", "vap_um_s", "lin_pct", "str_pct", "wob_pct", "alh_mean_um", "alh_max_um",
+    "bcf_hz", "mad_deg", "dnc_um2_s", "progression_um_s", "duration_s",
+)
+#: the short names of issue 12 / CASA printouts, kept as extra keys of the JSON (same numbers)
+DISTRIBUTION_ALIASES: dict[str, str] = {"lin": "lin_pct", "str": "str_pct", "wob": "wob_pct",
+                                        "alh_um": "alh_mean_um"}
+#: statistics of each column, in order
+DISTRIBUTION_STATS: tuple[str, ...] = ("n", "mean", "sd", "median", "q25", "q75")
+
+
+def _stats(values: pd.Series) -> dict:
+    v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    if not len(v):
+        return {"n": 0, "mean": None, "sd": None, "median": None, "q25": None, "q75": None}
+    q25, med, q75 = np.percentile(v, [25, 50, 75])
+    return {"n": int(len(v)), "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "median": float(med), "q25": float(q25), "q75": float(q75)}
+
+
+def kinematics_distribution(metrics: pd.DataFrame, *, aliases: bool = True) -> dict:
+    """Sample-level distribution of each kinematic column over the graded cells.
+
+    ``"all"``: every graded track (tracks too short to grade are left out: their kinematics are
+    not reliable); ``"motile"``: the graded tracks not graded immotile. Each holds ``n`` (cells
+    with a value: ALH / BCF are empty for immotile cells), ``mean``, ``sd`` (sample, ddof 1),
+    ``median``, ``q25``, ``q75``; ``None`` where there is no value.
+
+    Returns:
+        ``{column: {"all": {...}, "motile": {...}}}`` for :data:`DISTRIBUTION_COLUMNS` present in
+        ``metrics`` (plus :data:`DISTRIBUTION_ALIASES` when ``aliases``).
+    """
+    grade = metrics["grade"].astype(str) if "grade" in metrics.columns else pd.Series("", index=metrics.index)
+    graded = metrics[grade != GRADES[NOT_GRADED]]
+    motile = graded[grade[graded.index] != GRADES[IMMOTILE]]
+    out = {c: {"all": _stats(graded[c]), "motile": _stats(motile[c])}
+           for c in DISTRIBUTION_COLUMNS if c in metrics.columns}
+    if aliases:
+        out.update({a: out[c] for a, c in DISTRIBUTION_ALIASES.items() if c in out})
+    return out
+
+
+def distribution_frame(distribution: dict) -> pd.DataFrame:
+    """:func:`kinematics_distribution` as a long table: ``quantity, cells, n, mean, sd, median, q25, q75``
+    (alias keys left out)."""
+    rows = [{"quantity": col, "cells": cells, **d[cells]}
+            for col, d in distribution.items() if col not in DISTRIBUTION_ALIASES for cells in ("all", "motile")]
+    return pd.DataFrame(rows, columns=["quantity", "cells", *DISTRIBUTION_STATS])

@@ -331,11 +331,28 @@ def _orientation(gray: np.ndarray, r, p: CropParams) -> tuple[float, str]:
 
 
 def route_crops_from_video(video, tracks: pd.DataFrame, params: CropParams | None = None,
-                           fps: float | None = None) -> CropSet:
-    """:func:`route_crops` on a video file, decoded once and streamed (never held whole)."""
+                           fps: float | None = None, n_frames: int | None = None) -> CropSet:
+    """:func:`route_crops` on a video file, decoded once and streamed (never held whole).
+
+    ``n_frames``: the frames that were analysed; decoding stops there, and a file damaged
+    beyond them (a truncated recording) is not an error: its good frames were what the
+    streaming pass analysed.
+    """
     from spermtrack.io.video import VideoReader
 
     with VideoReader(video, fps=fps) as reader:
         meta = reader.meta
-        frames: Iterator[tuple[int, np.ndarray]] = ((i, g) for i, _, g in reader.iter_frames())
-        return route_crops(frames, tracks, meta.width, meta.height, params)
+        return route_crops(_frames_upto(reader, n_frames), tracks, meta.width, meta.height, params)
+
+
+def _frames_upto(reader, n_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    from spermtrack.errors import VideoDecodeError
+
+    try:
+        for i, _, g in reader.iter_frames():
+            if n_frames is not None and i >= n_frames:
+                return
+            yield i, g
+    except VideoDecodeError:
+        if n_frames is None:
+            raise
