@@ -416,6 +416,7 @@ def _analyze_into(out: Path, video: Path, cfg: Config, meta_v, detector, embedde
     t_morph = time.perf_counter() - t0
 
     from spermtrack.kinematics.summary import kinematics_distribution
+    from spermtrack.morphology.morphometry import morphology_summary
 
     conc = None
     if cfg.sample.chamber_depth_um is not None:
@@ -480,6 +481,7 @@ def _analyze_into(out: Path, video: Path, cfg: Config, meta_v, detector, embedde
         **({"concentration_million_per_ml": conc["concentration_million_per_ml"], "concentration": conc}
            if conc is not None else {}),
         "kinematics_distribution": distribution,
+        "morphology_summary": morphology_summary(morph),
         "detector_calibration": det_cal,
         "counts": {"n_detections": res.n_detections, "n_sperm_detections": res.n_sperm_detections, "n_online_tracks": int(res.tracks["track_id"].nunique()) if len(res.tracks) else 0,
                    "n_tracks": int(len(metrics)), "n_cluster_tracks": n_other, "n_graded": summary.n_graded,

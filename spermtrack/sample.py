@@ -6,7 +6,8 @@ its own folder as usual, then :func:`pool_sample` writes ``OUT/NAME/``:
 
 - ``sample_summary.json``: the fields, the pooled grade table (every graded cell of every field
   counted once, Wilson 95 % intervals on ``n_graded`` = the sum over fields, WHO limits, the
-  200-cell check), the pooled ``kinematics_distribution``, the pooled concentration (all heads in
+  200-cell check), the pooled ``kinematics_distribution`` and ``morphology_summary`` (indicative
+  % normal forms and head / neck-midpiece / tail findings), the pooled concentration (all heads in
   view over all analysed frames / the field volume; only when every field has a chamber depth),
   ids, warnings, configuration and versions;
 - ``sample_summary.csv``: the same table, distribution rows and context columns as a field's
@@ -115,6 +116,7 @@ def pool_sample(field_dirs: list[str | Path], out_root: str | Path, name: str, *
     from spermtrack.io.export import software_versions, summary_frame, who_comparison
     from spermtrack.kinematics import summarize_motility
     from spermtrack.kinematics.summary import kinematics_distribution
+    from spermtrack.morphology.morphometry import morphology_summary
 
     dirs = [Path(d) for d in dict.fromkeys(Path(d) for d in field_dirs)]
     if not dirs:
@@ -165,6 +167,7 @@ def pool_sample(field_dirs: list[str | Path], out_root: str | Path, name: str, *
     if conc is None and any(m.get("concentration") for m in metas):
         warnings.append("no pooled concentration: some fields were analysed without --chamber-depth-um")
     distribution = kinematics_distribution(metrics)
+    morph = [pd.read_csv(d / "morphology.csv") for d in dirs if (d / "morphology.csv").is_file()]
     ids = {"sample_id": sample_id if sample_id is not None else name, "patient_id": patient_id}
     meta = {
         "software": "spermtrack", "command": "sample", "status": "complete",
@@ -178,6 +181,7 @@ def pool_sample(field_dirs: list[str | Path], out_root: str | Path, name: str, *
            if conc is not None else {}),
         "summary": {"track": summary.to_dict()}, "primary_aggregate": "track",
         "who_comparison": who_comparison(summary), "kinematics_distribution": distribution,
+        "morphology_summary": morphology_summary(pd.concat(morph, ignore_index=True)) if morph else None,
         "warnings": warnings, "config": metas[0].get("config"), "versions": software_versions(),
         "outputs": {"sample_summary_json": "sample_summary.json", "sample_summary_csv": "sample_summary.csv",
                     "report_pdf": "report.pdf"},

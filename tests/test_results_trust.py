@@ -213,6 +213,9 @@ def test_fields_pool_into_one_sample(tmp_path, capsys):
     row = next(r for r in pooled["summary"]["track"]["table"] if r["quantity"] == "progressive")
     assert row["pct"] == pytest.approx(100 * prog / pooled["n_graded"], abs=0.5)
     assert row["ci95_low_pct"] < row["pct"] < row["ci95_high_pct"]
+    ms = pooled["morphology_summary"]
+    assert ms["n_cells"] == sum(len(pd.read_csv(out / v.stem / "morphology.csv")) for v in vids)
+    assert 0 <= ms["normal_forms_pct"]["k"] <= ms["normal_forms_pct"]["n"] <= ms["n_cells"]
     assert (out / "S1" / "sample_summary.csv").is_file()
     assert (out / "S1" / "report.pdf").read_bytes()[:4] == b"%PDF"
     assert "sample S1: 2 field(s) pooled" in text
@@ -239,3 +242,20 @@ def test_a_field_without_cells_is_an_empty_but_valid_result(tmp_path, capsys):
     meta = json.loads((tmp_path / "out" / "blank" / "summary.json").read_text(), parse_constant=no_nan)
     assert meta["summary"]["track"]["n_graded"] == 0 and meta["concentration_million_per_ml"] == 0.0
     assert any("zero sperm heads" in w for w in meta["warnings"])
+
+
+def test_morphology_summary_counts_findings_over_measured_cells():
+    from spermtrack.morphology.morphometry import morphology_summary
+
+    na = pd.NA
+    t = pd.DataFrame({"n_crops": [3, 3, 3, 0],
+                      "flag_small_head": pd.array([True, False, False, na], dtype="boolean"),
+                      "flag_bent_neck": pd.array([False, False, na, na], dtype="boolean"),
+                      "flag_short_tail": pd.array([False, False, True, na], dtype="boolean"),
+                      "flag_coiled_tail": pd.array([False, na, False, na], dtype="boolean")})
+    s = morphology_summary(t)
+    assert s["head_defect_pct"]["k"] == 1 and s["head_defect_pct"]["n"] == 3
+    assert s["neck_midpiece_defect_pct"]["n"] == 2 and s["tail_defect_pct"]["k"] == 1
+    # normal: all three parts measured (rows 0 and 1) and no finding (row 1 only)
+    assert (s["normal_forms_pct"]["k"], s["normal_forms_pct"]["n"]) == (1, 2)
+    assert morphology_summary(None) is None

@@ -247,3 +247,46 @@ def track_flags(t: pd.DataFrame) -> pd.DataFrame:
         "flag_short_tail": flag((t["tail_length_um"] < R["tail_length_um_min"]) & ~coiled.fillna(False),
                                 t["tail_length_um"].notna()),
     })
+
+
+#: sample-level morphology findings: name -> flag columns (a cell has the finding when any is True)
+SAMPLE_FINDINGS: dict[str, tuple[str, ...]] = {
+    "head_defect": ("flag_small_head", "flag_large_head", "flag_tapered_head", "flag_round_head",
+                    "flag_amorphous_head"),
+    "neck_midpiece_defect": ("flag_bent_neck",),
+    "tail_defect": ("flag_coiled_tail", "flag_short_tail"),
+}
+
+
+def morphology_summary(table: pd.DataFrame | None) -> dict | None:
+    """Sample-level indicative morphology: the share of measured cells with a head, neck /
+    midpiece or tail finding, and of cells with none ("normal forms", among the cells where all
+    three parts were measured), each with its Wilson 95 % interval and the cells behind it.
+
+    A finding counts only over the cells where its part was measured (a flag that is empty is
+    not a normal part). Indicative: unstained phase-contrast video, not a stained smear.
+    Returns None when there is no table.
+    """
+    from spermtrack.kinematics.summary import wilson_interval
+
+    if table is None or table.empty:
+        return None
+
+    def share(k: int, n: int) -> dict:
+        lo, hi = wilson_interval(k, n)
+        return {"k": int(k), "n": int(n), "pct": 100.0 * k / n if n else None,
+                "ci95_low_pct": 100.0 * lo if n else None, "ci95_high_pct": 100.0 * hi if n else None}
+
+    out = {"n_cells": int(len(table)), "n_measured": int((table["n_crops"] > 0).sum()) if "n_crops" in table else None}
+    any_flag, all_known = pd.Series(False, index=table.index), pd.Series(True, index=table.index)
+    for name, cols in SAMPLE_FINDINGS.items():
+        cols = [c for c in cols if c in table.columns]
+        flags = table[cols].astype("boolean") if cols else pd.DataFrame(index=table.index)
+        known = flags.notna().any(axis=1) if cols else pd.Series(False, index=table.index)
+        hit = flags.fillna(False).any(axis=1) if cols else pd.Series(False, index=table.index)
+        out[f"{name}_pct"] = share(int((hit & known).sum()), int(known.sum()))
+        any_flag |= hit & known
+        all_known &= known
+    out["normal_forms_pct"] = share(int((all_known & ~any_flag).sum()), int(all_known.sum()))
+    out["note"] = INDICATIVE_NOTE
+    return out
