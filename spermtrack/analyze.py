@@ -33,7 +33,7 @@ from typing import Callable
 import pandas as pd
 
 from spermtrack.config import Config
-from spermtrack.errors import InputFileError, ParameterError, VideoError
+from spermtrack.errors import InputFileError, ParameterError, VideoError, user_message
 from spermtrack.types import OTHER_CLS, check_positive
 
 Echo = Callable[[str], None]
@@ -267,7 +267,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
             clear line each); nothing is reported as complete in that case.
     """
     from spermtrack.io.atomic import commit_run_folder, start_run_folder
-    from spermtrack.io.video import probe_video
+    from spermtrack.io.video import check_frame_size, probe_video
 
     echo = echo or _stderr
     cfg = check_config(config or Config())
@@ -284,6 +284,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
     out = Path(out_dir) if out_dir is not None else output_folder(out_root, video)
     _check_writable(out.parent)
     meta_v = probe_video(video, fps=fps, fallback_fps=cfg.video.fallback_fps)
+    check_frame_size(meta_v, video)
     if fps is None and (meta_v.fps_source == "fallback" or any("no timestamps" in w for w in meta_v.warnings)):
         raise ParameterError(f"{video}: the file gives no reliable frame rate; pass --fps (frames per second "
                              f"of the recording)")
@@ -332,7 +333,7 @@ def _mark_failed(work: Path, video: Path, err: BaseException, echo: Echo) -> Non
 
     from spermtrack.io.atomic import write_json_atomic
 
-    why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+    why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {user_message(err)}"
     with contextlib.suppress(OSError, ValueError):
         write_json_atomic(work / "summary.json", {"software": "spermtrack", "command": "analyze", "status": "failed",
                                                  "video": {"name": video.name}, "error": why})

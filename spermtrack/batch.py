@@ -20,7 +20,7 @@ from typing import Callable
 
 import pandas as pd
 
-from spermtrack.errors import ParameterError, SpermtrackError
+from spermtrack.errors import ParameterError, SpermtrackError, user_message
 
 BATCH_COLUMNS = ("video", "status", "out_dir", "n_frames", "n_graded", "progressive_pct", "total_motility_pct",
                  "immotile_pct", "um_per_px", "um_per_px_source", "truncated", "seconds", "error")
@@ -52,7 +52,7 @@ def analyze_task(video: str, out_dir: str, config: dict, fps: float | None, um_p
         res = analyze_video(video_p, out_p.parent, config=Config.from_dict(config), fps=fps, um_per_px=um_per_px,
                             progress=False, echo=lambda s: None, out_dir=out_p, **(ids or {}))
     except (SpermtrackError, OSError) as err:
-        return _record(video_p, out_p, "failed", seconds=time.perf_counter() - t0, error=str(err))
+        return _record(video_p, out_p, "failed", seconds=time.perf_counter() - t0, error=user_message(err))
     except Exception as err:  # noqa: BLE001 - a bug on one video must not stop the batch
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
         return _record(video_p, out_p, "failed", seconds=time.perf_counter() - t0,

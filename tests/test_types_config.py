@@ -59,3 +59,29 @@ def test_calibration_ranges():
         Calibration(-1, 50)
     with pytest.raises(ParameterError, match="fps"):
         Calibration(0.5, float("nan"))
+
+
+def test_config_loads_the_config_block_of_a_summary_json(tmp_path):
+    cfg = Config().replace("kinematics", preset="hamilton-thorne").replace("track", stitch=False)
+    summary = {"software": "spermtrack", "command": "analyze", "status": "complete", "version": "0",
+               "summary": {"n_graded": 3}, "config": cfg.to_dict()}
+    p = tmp_path / "summary.json"
+    p.write_text(json.dumps(summary))
+    assert Config.load(p) == cfg
+    # a result without a config block (a failed run) and a typo inside the block are named
+    p.write_text(json.dumps({"software": "spermtrack", "command": "analyze", "status": "failed"}))
+    with pytest.raises(InputFileError, match="analyze result file without a 'config' object"):
+        Config.load(p)
+    summary["config"]["kinematics"]["presett"] = "who2021"
+    p.write_text(json.dumps(summary))
+    with pytest.raises(InputFileError, match=r"config\.kinematics\.presett"):
+        Config.load(p)
+
+
+def test_config_load_refuses_a_folder_and_binary_files(tmp_path):
+    with pytest.raises(InputFileError, match="folder"):
+        Config.load(tmp_path)
+    p = tmp_path / "c.json"
+    p.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(InputFileError, match="not a text file"):
+        Config.load(p)

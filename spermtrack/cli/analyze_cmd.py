@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from spermtrack.errors import ParameterError, SpermtrackError
+from spermtrack.errors import ParameterError, SpermtrackError, user_message
 
 
 def build_config(config_path: Path | None, *, detector: str | None = None, weights: Path | None = None,
@@ -167,7 +167,7 @@ def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmen
         except (SpermtrackError, OSError) as err:
             if len(vids) == 1:
                 raise
-            click.echo(f"spermtrack: error: {v}: {err}", err=True)
+            click.echo(f"spermtrack: error: {v}: {user_message(err)}", err=True)
             failed.append(v)
             continue
         print_result(res)

@@ -12,12 +12,15 @@ import click
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
               help="Output MOT detections: frame,-1,left,top,w,h,conf,-1,-1,-1 (frames 1-based).")
-@click.option("--detector", type=click.Choice(["blob", "yolo"]), default="blob", show_default=True)
+@click.option("--detector", type=click.Choice(["blob", "yolo"]), default="blob", show_default=True,
+              help="blob: the calibrated classical detector; yolo: a model from `spermtrack train detector`.")
 @click.option("--weights", type=click.Path(path_type=Path), default=None, help="YOLO .pt (for --detector yolo).")
 @click.option("--no-enhance", is_flag=True, help="Skip the HLDNBM enhancement.")
-@click.option("--tile", "tile_px", type=int, default=320, show_default=True, help="YOLO tile side (0: full frame).")
-@click.option("--conf", type=float, default=None, help="YOLO confidence threshold (default 0.25).")
-@click.option("--chunk", "chunk_frames", type=int, default=32, show_default=True, help="Frames per batch.")
+@click.option("--tile", "tile_px", type=click.IntRange(min=0), default=320, show_default=True,
+              help="YOLO tile side (0: full frame).")
+@click.option("--conf", type=click.FloatRange(0.0, 1.0), default=None, help="YOLO confidence threshold (default 0.25).")
+@click.option("--chunk", "chunk_frames", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Frames per batch.")
 @click.option("--polarity", type=click.Choice(["auto", "bright", "dark"]), default="auto", show_default=True,
               help="Head polarity: bright (phase contrast), dark (bright field), auto (decided on the video).")
 @click.option("--no-classifier", is_flag=True, help="Blob detector: keep every calibrated candidate as a head.")
@@ -30,11 +33,12 @@ def detect(video: Path, out_path: Path, detector: str, weights: Path | None, no_
     """Detect sperm heads in VIDEO."""
     from spermtrack.errors import InputFileError
     from spermtrack.io.mot import write_mot_detections
-    from spermtrack.io.video import VideoReader
+    from spermtrack.io.video import VideoReader, check_frame_size, probe_video
     from spermtrack.detect.factory import make_detector
 
     if not video.is_file():
         raise InputFileError(video, "video file not found")
+    check_frame_size(probe_video(video, scan="none"))
     kwargs = {}
     if detector == "yolo":
         kwargs["tile_px"] = tile_px

@@ -51,9 +51,10 @@ def format_table(res: dict) -> str:
               help="Tracker output in the same MOTChallenge form.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write all metrics (fractions and counts) and run metadata to this JSON file.")
-@click.option("--iou", "iou_threshold", type=float, default=0.5, show_default=True,
+@click.option("--iou", "iou_threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5,
+              show_default=True,
               help="Minimum IoU of a match for CLEAR and Identity (HOTA integrates over all thresholds).")
-@click.option("--n-frames", type=int, default=None,
+@click.option("--n-frames", type=click.IntRange(min=1), default=None,
               help="Number of frames of the sequence (default: last frame present in either file).")
 def evaluate(gt_path: Path, pred_path: Path, json_path: Path | None, iou_threshold: float,
              n_frames: int | None) -> None:
@@ -62,8 +63,10 @@ def evaluate(gt_path: Path, pred_path: Path, json_path: Path | None, iou_thresho
 
     from spermtrack import __version__
     from spermtrack.io.atomic import write_json_atomic
+    from spermtrack.io.mot import read_tracks_file
     from spermtrack.tracker.metrics import evaluate_mot_files
 
+    read_tracks_file(gt_path)  # a ground truth without rows would score every tracker 0: refuse it
     res = evaluate_mot_files(gt_path, pred_path, iou_threshold=iou_threshold, n_frames=n_frames)
     click.echo(f"gt:   {gt_path}\npred: {pred_path}\nIoU threshold {iou_threshold:g}, class-agnostic\n")
     click.echo(format_table(res))

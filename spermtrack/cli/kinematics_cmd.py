@@ -1,6 +1,7 @@
 """``spermtrack kinematics``: CASA metrics, grades and the sample summary from a track file.
 
-Writes three files, atomically: ``OUT.csv`` (one row per track, rounded as KINEMATICS.md asks),
+Writes three files, atomically and together (all three or none: a full disk leaves the
+previous run's files as they were): ``OUT.csv`` (one row per track, rounded as KINEMATICS.md asks),
 ``OUT.json`` (same stem: calibration and its source, window, preset, version, the summary) and
 ``OUT_summary.csv`` (% a/b/c/d, PR, total motility with Wilson 95 % CIs and WHO limits).
 Imports nothing heavier than pandas and numba.
@@ -8,49 +9,35 @@ Imports nothing heavier than pandas and numba.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
 
-from spermtrack.errors import InputFileError, ParameterError
+from spermtrack.errors import ParameterError
 
 
-def _read_tracks(path: Path):
-    """Read a ``track_id,frame,x,y`` CSV (header row) or a headerless MOTChallenge file."""
-    import pandas as pd
+def _write_together(writes: list[tuple[Path, Callable[[Path], object]]]) -> None:
+    """Write each ``(path, write)`` to a temporary file beside ``path``, then move them all into
+    place: a failure (disk full) leaves no new file beside the previous run's others.
 
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            first = ""
-            for line in fh:
-                if line.strip():
-                    first = line.strip()
-                    break
-    except OSError as err:
-        raise InputFileError(path, f"cannot read ({err.strerror})") from None
-    if not first:
-        raise InputFileError(path, "empty file (expected a track_id,frame,x,y CSV or a MOT file)")
-    header = [c.strip().lower() for c in first.split(",")]
-    if "track_id" in header:
-        try:
-            df = pd.read_csv(path, engine="c")
-        except (ValueError, pd.errors.ParserError) as err:
-            raise InputFileError(path, f"not a readable CSV ({err})") from None
-        df.columns = [str(c).strip() for c in df.columns]
-        missing = [c for c in ("track_id", "frame", "x", "y") if c not in df.columns]
-        if missing:
-            raise InputFileError(path, f"CSV header lacks {', '.join(missing)} (need track_id,frame,x,y in px)")
-        return df, "csv"
-    try:
-        float(first.split(",")[0])
-    except ValueError:
-        raise InputFileError(path, "neither a CSV with a track_id,frame,x,y header nor a MOT file "
-                                   f"(first line {first[:60]!r})", line=1) from None
-    from spermtrack.io.mot import read_mot
+    An OS error without a file name (a failed ``write()``) is raised again naming ``path``.
+    """
+    from spermtrack.io.atomic import atomic_path
 
-    return read_mot(path), "mot"
+    with contextlib.ExitStack() as stack:
+        # renames run in reverse order of entry: enter the last file first, so the JSON moves last
+        tmps = [stack.enter_context(atomic_path(p)) for p, _ in reversed(writes)][::-1]
+        for (path, write), tmp in zip(writes, tmps):
+            try:
+                write(tmp)
+            except OSError as err:
+                if err.filename is not None or err.errno is None:
+                    raise
+                raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def _parse_ids(text: str | None) -> list[int]:
@@ -91,6 +78,7 @@ def kinematics(tracks: Path, fps: float, um_per_px: str, out: Path, preset: str,
     """CASA kinematics, WHO grades and the sample summary of TRACKS (CSV track_id,frame,x,y in px, or MOT)."""
     from spermtrack import __version__
     from spermtrack.io.atomic import write_csv_atomic, write_json_atomic
+    from spermtrack.io.mot import read_tracks_file
     from spermtrack.kinematics import (compute_track_metrics, estimate_um_per_px, get_preset,
                                        round_for_csv, summarize_motility)
     from spermtrack.kinematics.casa import CSV_DECIMALS
@@ -100,10 +88,12 @@ def kinematics(tracks: Path, fps: float, um_per_px: str, out: Path, preset: str,
     fps = check_positive("--fps", fps, 1.0, 10000.0)
     if out.suffix.lower() != ".csv":
         raise ParameterError(f"--out must end in .csv, got {out}")
-    df, fmt = _read_tracks(tracks)
+    df, fmt = read_tracks_file(tracks)
     excluded = _parse_ids(exclude)
     if excluded:
         df = df[~df["track_id"].isin(excluded)]
+        if not len(df):
+            raise ParameterError(f"--exclude-tracks {exclude} leaves no rows of {tracks} to analyse")
     scale_info = None
     if um_per_px.strip().lower() == "estimate":
         est = estimate_um_per_px(df, source=str(tracks))
@@ -131,9 +121,6 @@ def kinematics(tracks: Path, fps: float, um_per_px: str, out: Path, preset: str,
 
     summary_path = out.with_name(out.stem + "_summary.csv")
     json_path = out.with_suffix(".json")
-    write_csv_atomic(out, round_for_csv(metrics))
-    write_csv_atomic(summary_path, summary.to_frame().round(
-        {"pct": 1, "ci95_low_pct": 1, "ci95_high_pct": 1}))
     p = get_preset(preset)
     attrs = dict(metrics.attrs)
     meta = {
@@ -153,7 +140,10 @@ def kinematics(tracks: Path, fps: float, um_per_px: str, out: Path, preset: str,
         "summary": summary.to_dict(),
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }
-    write_json_atomic(json_path, meta)
+    summary_table = summary.to_frame().round({"pct": 1, "ci95_low_pct": 1, "ci95_high_pct": 1})
+    _write_together([(out, lambda tmp: write_csv_atomic(tmp, round_for_csv(metrics))),
+                     (summary_path, lambda tmp: write_csv_atomic(tmp, summary_table)),
+                     (json_path, lambda tmp: write_json_atomic(tmp, meta))])
     _echo_summary(summary, scale, scale_source, out)
 
 

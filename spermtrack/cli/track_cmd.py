@@ -36,7 +36,7 @@ def _load_embedder(weights: Path | None, video: Path | None):
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
               help="Output MOT track file; the Tracks CSV and a JSON sidecar go next to it.")
 @click.option("--fps", required=True, type=float, help="Frame rate of the video (frames/s).")
-@click.option("--n-frames", type=int, default=None,
+@click.option("--n-frames", type=click.IntRange(min=1), default=None,
               help="Number of frames (default: last frame with a detection).")
 @click.option("--video", type=click.Path(path_type=Path), default=None, help="Video, for ReID crops.")
 @click.option("--reid-weights", type=click.Path(path_type=Path), default=None, help="ReID weights (.pt).")

@@ -38,10 +38,13 @@ def format_meta(meta: VideoMeta) -> str:
 def info(video: str, fps: float | None, scan: str, as_json: bool) -> None:
     """Print frame rate, size, frame count, codec and duration of VIDEO, with any warning
     about a header that disagrees with the frames (truncated file, wrong rate, variable rate)."""
-    from spermtrack.io.video import probe_video
+    from spermtrack.io.video import MIN_FRAME_PX, probe_video
 
     meta = probe_video(video, fps=fps, scan=scan)
     if as_json:
         click.echo(json.dumps(meta.to_dict()))
     else:
         click.echo(format_meta(meta))
+        if min(meta.width, meta.height) < MIN_FRAME_PX:
+            click.echo(f"warning:     frames smaller than {MIN_FRAME_PX}x{MIN_FRAME_PX} px are too small "
+                       f"for a motility analysis")

@@ -9,7 +9,8 @@ import click
 
 @click.command("visem-check")
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("--split", type=click.Choice(["train", "val", "all"]), default="all", show_default=True)
+@click.option("--split", type=click.Choice(["train", "val", "all"]), default="all", show_default=True,
+              help="Which part of the dataset to read (Train/, Val/ or both).")
 @click.option("--counts", "counts_csv", type=click.Path(path_type=Path), default=None,
               help="Per-frame counts CSV (default: the dataset's own, else the official one for real ids).")
 def visem_check(root: Path, split: str, counts_csv: Path | None) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from spermtrack.cli.analyze_cmd import _common, build_config
-from spermtrack.errors import InputFileError, SpermtrackError
+from spermtrack.errors import InputFileError, SpermtrackError, user_message
 
 DEFAULT_CLINICAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "visem" / "visem_tracking_20_motility.csv"
 QUANTITIES = ("progressive", "non_progressive", "immotile")
@@ -304,7 +304,7 @@ def visem(root, out, split, clinical, tracks_from, fps, um_per_px, detector, wei
         except SpermtrackError as err:
             if len(folders) == 1:
                 raise
-            click.echo(f"spermtrack: error: {folder.name}: {err}", err=True)
+            click.echo(f"spermtrack: error: {folder.name}: {user_message(err)}", err=True)
             failed.append(folder.name)
     df = results_table(rows)
     if not df.empty:

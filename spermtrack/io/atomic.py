@@ -46,6 +46,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, final)
+    except OSError as err:
+        if err.filename in (None, str(tmp_path)):  # a write error names no file, or the temporary one
+            raise OSError(err.errno, err.strerror, str(final)) from err
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

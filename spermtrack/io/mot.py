@@ -13,6 +13,11 @@ One object per line, comma- (or whitespace-) separated::
 - Columns after ``conf`` (world ``x, y, z`` in MOT15, ``class, visibility`` in MOT16/17 ground
   truth, ``1,1,1`` in VISEM-Tracking's files) are not read: they mean different things in
   different datasets, so ``cls`` is always 0 on reading. Writers put ``-1,-1,-1`` there.
+- A first line naming the columns (``frame,id,left,...``), which some tools write, is skipped.
+
+:func:`read_tracks_file` is what commands that take tracks use: a Tracks CSV (``track_id``
+header) or a MOT file, every number column checked (file, column, value and line named) and a
+file without rows refused.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ def _parse(path: Path) -> np.ndarray:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputFileError(path, "not a text file (MOTChallenge files are comma-separated text)") from None
+    text = _comment_out_header(text)
     fast = _parse_fast(text)
     if fast is not None:
         return fast
@@ -70,7 +76,9 @@ def _parse(path: Path) -> np.ndarray:
         try:
             vals = [float(p) for p in parts[:7]]
         except ValueError:
-            raise InputFileError(path, f"not a number in {raw!r}", line=lineno) from None
+            k, bad = next((k, p) for k, p in enumerate(parts[:7]) if not _is_float(p))
+            raise InputFileError(path, f"column {k + 1} ({MOT_COLUMNS[k]}) holds {bad[:40]!r}, not a number: "
+                                       f"{raw[:80]!r}", line=lineno) from None
         if not all(np.isfinite(vals)):
             raise InputFileError(path, f"NaN or infinite value in {raw!r}", line=lineno)
         if vals[0] != int(vals[0]) or vals[1] != int(vals[1]):
@@ -84,6 +92,27 @@ def _parse(path: Path) -> np.ndarray:
             vals.append(1.0)
         rows.append(vals)
     return np.asarray(rows, np.float64).reshape(-1, 7)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _comment_out_header(text: str) -> str:
+    """A first line naming the columns (``frame,id,left,...``) becomes a comment: some tools
+    write one although MOTChallenge files have none."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if _is_mot_header(line):
+            return text.replace(raw, "#" + raw, 1)
+        break
+    return text
 
 
 def _parse_fast(text: str) -> np.ndarray | None:
@@ -235,3 +264,136 @@ def write_mot_detections(path: str | os.PathLike, dets_by_frame: dict[int, Detec
         for (left, top, wd, ht), c in zip(d.ltwh.astype(np.float64), d.conf.astype(np.float64)):
             lines.append(f"{int(f) + 1},-1,{_num(left)},{_num(top)},{_num(wd)},{_num(ht)},{_num(c)},-1,-1,-1")
     return write_text_atomic(path, "".join(line + "\n" for line in lines))
+
+
+# ------------------------------------------------------------------ Tracks CSV or MOT, for commands
+
+#: Tracks CSV columns that must hold numbers when present.
+_NUMERIC_COLUMNS: tuple[str, ...] = ("track_id", "frame", "x", "y", "w", "h", "conf", "cls",
+                                     "x_smooth", "y_smooth")
+#: Columns that must have a value on every row (a row without them belongs to no track / time).
+_REQUIRED_VALUES: tuple[str, ...] = ("track_id", "frame")
+#: Unit-suffixed names accepted for the core columns (``x_px`` for ``x``, ...).
+_ALIASES: dict[str, str] = {"x_px": "x", "y_px": "y", "w_px": "w", "h_px": "h"}
+_BOOL_TEXT: dict[str, bool] = {"true": True, "false": False, "1": True, "0": False,
+                               "1.0": True, "0.0": False, "yes": True, "no": False}
+
+
+def read_tracks_file(path: str | os.PathLike, *, allow_empty: bool = False) -> tuple[pd.DataFrame, str]:
+    """Read a Tracks CSV or a MOTChallenge track file, as the commands that take tracks do.
+
+    A CSV is recognised by a header naming ``track_id`` (and ``frame, x, y``; frames 0-based,
+    positions in px; ``x_px, y_px, w_px, h_px`` are accepted for ``x, y, w, h``). Any other
+    text whose first line starts with a number is read as a MOT file (:func:`read_mot`).
+
+    Args:
+        path: the file.
+        allow_empty: accept a file with no data rows (header or comments only).
+
+    Returns:
+        ``(table, "csv" | "mot")``. The CSV's columns keep their order (names stripped, aliases
+        renamed) with every number column as numbers; the MOT file is a Tracks table.
+
+    Raises:
+        InputFileError: missing, unreadable or empty file; neither format; a missing column; a
+            value that is not a number (names the column, the value and the 1-based line); an
+            empty ``track_id`` or ``frame``; no rows (unless ``allow_empty``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not a track file (a Tracks CSV or a MOT file)")
+    header_line, first, any_text = _first_line(path)
+    if not any_text:
+        raise InputFileError(path, "empty file (expected a track_id,frame,x,y CSV or a MOT file)")
+    if "track_id" in [c.strip().lower() for c in first.split(",")]:
+        table, fmt = _read_tracks_csv(path, header_line), "csv"
+    elif not first or _starts_with_number(first) or _is_mot_header(first):
+        table, fmt = read_mot(path), "mot"
+    else:
+        raise InputFileError(path, "neither a CSV with a track_id,frame,x,y header nor a MOT file "
+                                   f"(first line {first[:60]!r})", line=header_line)
+    if not len(table) and not allow_empty:
+        what = "only a header" if fmt == "csv" or _is_mot_header(first) else "only comments"
+        raise InputFileError(path, f"has no rows ({what}): it holds no tracks")
+    return table, fmt
+
+
+def _first_line(path: Path) -> tuple[int, str, bool]:
+    """``(1-based line, text)`` of the first line that is neither blank nor a ``#`` comment
+    (``(0, "")`` when there is none), and whether the file has any non-blank line."""
+    any_text = False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                line = raw.strip()
+                if line:
+                    any_text = True
+                    if not line.startswith("#"):
+                        return lineno, line, True
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except OSError as err:
+        raise InputFileError(path, f"cannot read ({err.strerror})") from None
+    return 0, "", any_text
+
+
+def _is_mot_header(line: str) -> bool:
+    return [c.lower() for c in _SPLIT.split(line.strip(", "))[:2]] == ["frame", "id"]
+
+
+def _starts_with_number(line: str) -> bool:
+    return _is_float(_SPLIT.split(line.strip(", "))[0])
+
+
+def _read_tracks_csv(path: Path, header_line: int) -> pd.DataFrame:
+    """The CSV under its header (line ``header_line``, 1-based), number columns checked."""
+    try:
+        df = pd.read_csv(path, skiprows=header_line - 1, engine="c")
+    except (ValueError, pd.errors.ParserError) as err:
+        raise InputFileError(path, f"not a readable CSV ({str(err).strip()})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    df = df.rename(columns={a: c for a, c in _ALIASES.items() if a in df.columns and c not in df.columns})
+    missing = [c for c in ("track_id", "frame", "x", "y") if c not in df.columns]
+    if missing:
+        raise InputFileError(path, f"CSV header lacks {', '.join(missing)} (need track_id,frame,x,y in px)",
+                             line=header_line)
+    for col in df.columns:
+        if col in _NUMERIC_COLUMNS and not pd.api.types.is_numeric_dtype(df[col]):
+            values = pd.to_numeric(df[col], errors="coerce")
+            bad = (values.isna() & df[col].notna()).to_numpy()
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InputFileError(path, f"column {col!r} holds {str(df[col].iloc[i])[:40]!r}, not a number",
+                                     line=_data_line(path, header_line, i))
+            df[col] = values
+        elif col == "interpolated" and not pd.api.types.is_bool_dtype(df[col]):
+            df[col] = _as_bool(df[col], path, header_line)
+    for col in _REQUIRED_VALUES:
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            raise InputFileError(path, f"column {col!r} is empty", line=_data_line(path, header_line,
+                                                                                  int(np.argmax(empty))))
+    return df
+
+
+def _as_bool(col: pd.Series, path: Path, header_line: int) -> pd.Series:
+    """``interpolated`` as booleans (True / False / 1 / 0 / yes / no, any case)."""
+    text = col.astype(str).str.strip().str.lower()
+    bad = (~text.isin(list(_BOOL_TEXT))).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputFileError(path, f"column 'interpolated' holds {str(col.iloc[i])[:40]!r}, not True or False",
+                             line=_data_line(path, header_line, i))
+    return text.map(_BOOL_TEXT).astype(bool)
+
+
+def _data_line(path: Path, header_line: int, row: int) -> int:
+    """1-based line of data row ``row`` (0-based) below the header (blank lines skipped)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        n = -1
+        for lineno, line in enumerate(fh, start=1):
+            if lineno > header_line and line.strip():
+                n += 1
+                if n == row:
+                    return lineno
+    return header_line + 1 + row

@@ -6,6 +6,7 @@
 - :class:`VideoReader` yields gray ``uint8`` frames one at a time or in fixed-size chunks.
   A truncated or corrupt file yields every frame that decodes, then raises
   :class:`~spermtrack.errors.VideoDecodeError`.
+- :func:`check_frame_size` refuses frames smaller than :data:`MIN_FRAME_PX` (64 px a side).
 - :class:`VideoWriter` writes MP4 (H.264 when the FFmpeg build can encode it, else MPEG-4
   Part 2) at an exact frame rate, atomically.
 """
@@ -35,6 +36,13 @@ SANE_FPS = (1.0, 1000.0)
 
 #: Relative spread of frame intervals above which a video counts as variable frame rate.
 VFR_TOLERANCE = 0.01
+
+#: Smallest frame side (px) a motility analysis accepts. The detector's background model looks
+#: at a window about three head lengths wide around each head (31 px at VISEM-Tracking's
+#: ~0.5 um/px, where a head is 8-10 px), and a cell must stay in view long enough to be graded:
+#: 64 px is about 32 um at that scale, which a rapid cell (25 um/s) crosses in ~1.3 s, just over
+#: the 1 s WHO progression window. Morphology crops are 64 px too.
+MIN_FRAME_PX = 64
 
 _FFMPEG_ERRORS = (av.error.FFmpegError, OSError)
 
@@ -120,6 +128,9 @@ class VideoWriter:
             stream = self._container.add_stream(codec, rate=self.rate)
         except (av.error.FFmpegError, ValueError) as err:
             self._abort(err)
+            if isinstance(err, OSError) and err.errno:
+                # disk full, permission: name the file asked for, not the temporary one
+                raise OSError(err.errno, err.strerror, str(self.path)) from None
             raise VideoError(f"{self.path}: cannot write a {codec!r} video ({err})") from None
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"
@@ -409,6 +420,26 @@ def probe_video(path: str | os.PathLike, *, fps: float | None = None, fallback_f
                      codec=codec, duration_s=n_frames / fps_v, fps_source=fps_source,
                      n_frames_source=n_source, container_lies=lies, variable_frame_rate=vfr,
                      warnings=tuple(warnings))
+
+
+def check_frame_size(meta: VideoMeta, path: str | os.PathLike | None = None) -> VideoMeta:
+    """Refuse a video whose frames are too small to hold and follow a sperm head.
+
+    Args:
+        meta: from :func:`probe_video`.
+        path: the name used in the message (default ``meta.path``).
+
+    Returns:
+        ``meta``, unchanged, when both sides are at least :data:`MIN_FRAME_PX`.
+
+    Raises:
+        VideoError: a side is below :data:`MIN_FRAME_PX` (names the file and both sizes).
+    """
+    if min(meta.width, meta.height) < MIN_FRAME_PX:
+        raise VideoError(f"{path or meta.path}: {meta.width}x{meta.height} px frames are too small for a "
+                         f"motility analysis (need at least {MIN_FRAME_PX}x{MIN_FRAME_PX} px: a few head "
+                         f"lengths around each head and room to swim)")
+    return meta
 
 
 _YUV8 = {"yuv420p", "yuv422p", "yuv444p", "yuv410p", "yuv411p", "yuv440p", "nv12", "nv21"}
