@@ -205,7 +205,8 @@ def without_other(tracks: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFrame, *, um_per_px: float,
-                   config: Config, user_fps: float | None, warnings: list[str], n_frames: int | None = None):
+                   config: Config, user_fps: float | None, warnings: list[str], n_frames: int | None = None,
+                   progress=None):
     """The morphology stage in one call: best crops of every graded track -> segmenter ->
     per-crop measurements -> per-track medians, IQRs and flags.
 
@@ -231,7 +232,7 @@ def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFram
     segmenter = get_segmenter(m.segmenter, weights=m.weights, um_per_px=um_per_px)
     crops = route_crops_from_video(video, sub.reset_index(drop=True),
                                    CropParams(k=int(m.crops_per_track), size=int(m.crop_px), um_per_px=um_per_px),
-                                   fps=user_fps, n_frames=n_frames)
+                                   fps=user_fps, n_frames=n_frames, progress=progress)
     segs = segment_crops(segmenter, crops)
     per_crop = measure_crops(segs, crops.images, crops.table, um_per_px)
     table = summarize_tracks(per_crop, track_ids=graded.astype(int).tolist())
@@ -412,8 +413,12 @@ def _analyze_into(out: Path, video: Path, cfg: Config, meta_v, detector, embedde
         echo(f"warning: {video.name}: {w}")
 
     t0 = time.perf_counter()
-    morph, crop_set = run_morphology(video, tracks, metrics, um_per_px=scale, config=cfg, user_fps=fps,
-                                     warnings=warnings, n_frames=res.n_frames)
+    bar = ProgressBar(f"{video.name} (morphology crops)", enabled=progress)
+    try:
+        morph, crop_set = run_morphology(video, tracks, metrics, um_per_px=scale, config=cfg, user_fps=fps,
+                                         warnings=warnings, n_frames=res.n_frames, progress=bar)
+    finally:
+        bar.close()
     t_morph = time.perf_counter() - t0
 
     from spermtrack.kinematics.summary import kinematics_distribution

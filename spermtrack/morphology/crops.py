@@ -331,28 +331,37 @@ def _orientation(gray: np.ndarray, r, p: CropParams) -> tuple[float, str]:
 
 
 def route_crops_from_video(video, tracks: pd.DataFrame, params: CropParams | None = None,
-                           fps: float | None = None, n_frames: int | None = None) -> CropSet:
+                           fps: float | None = None, n_frames: int | None = None, progress=None) -> CropSet:
     """:func:`route_crops` on a video file, decoded once and streamed (never held whole).
 
     ``n_frames``: the frames that were analysed; decoding stops there, and a file damaged
     beyond them (a truncated recording) is not an error: its good frames were what the
-    streaming pass analysed.
+    streaming pass analysed. ``progress(done, total, elapsed_s)`` is called as frames go by.
     """
     from spermtrack.io.video import VideoReader
 
     with VideoReader(video, fps=fps) as reader:
         meta = reader.meta
-        return route_crops(_frames_upto(reader, n_frames), tracks, meta.width, meta.height, params)
+        last = int(tracks["frame"].max()) + 1 if len(tracks) else 0  # no crop is cut after the last track row
+        total = min(n_frames if n_frames is not None else meta.n_frames, last)
+        return route_crops(_frames_upto(reader, total, progress), tracks, meta.width, meta.height, params)
 
 
-def _frames_upto(reader, n_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
+def _frames_upto(reader, n_frames: int | None, progress=None) -> Iterator[tuple[int, np.ndarray]]:
+    import time
+
     from spermtrack.errors import VideoDecodeError
 
+    t0 = time.perf_counter()
     try:
         for i, _, g in reader.iter_frames():
             if n_frames is not None and i >= n_frames:
-                return
+                break
             yield i, g
+            if progress is not None and (i + 1) % 64 == 0:
+                progress(i + 1, n_frames or i + 1, time.perf_counter() - t0)
     except VideoDecodeError:
         if n_frames is None:
             raise
+    if progress is not None:
+        progress(n_frames or 0, n_frames or 0, time.perf_counter() - t0)
