@@ -23,7 +23,8 @@ def _gallery_items(picks: dict, crop_set, cut: dict, metrics: pd.DataFrame) -> l
     for tid in picks:
         img = best.get(tid, cut.get(tid))
         if img is not None:
-            items.append((img, f"#{tid} {grade.get(tid, '')[:5]}", grade.get(tid, "not_graded")))
+            g = grade.get(tid, "not_graded")
+            items.append((img, f"#{tid} {g}", g))  # the whole grade: "#12 non_progressive"
     return items
 
 
@@ -31,7 +32,9 @@ def build_report_assets(video: str | Path, out: Path, tracks: pd.DataFrame, metr
                         morphology: pd.DataFrame | None, crop_set, *, cfg, fps: float, user_fps: float | None,
                         n_frames: int, background: np.ndarray | None, width: int, height: int,
                         progress: bool = True) -> dict:
-    """Write ``annotated.mp4`` (unless ``cfg.report.annotated_video`` is off) and ``plots/*.png``.
+    """Write ``annotated.mp4`` (unless ``cfg.report.annotated_video`` is off) and ``plots/*.png``
+    (grades, trajectories, vcl_vsl, distributions, morphometry, gallery; a figure with nothing to
+    show is left out).
 
     Returns:
         ``{"files": {key: relative name}, "plots": {key: path}, "timings": {key: seconds}}``.
@@ -55,7 +58,7 @@ def build_report_assets(video: str | Path, out: Path, tracks: pd.DataFrame, metr
             got = render_pass(video, tracks, metrics, fps=fps,
                               out_path=out / "annotated.mp4" if r.annotated_video else None,
                               trail_s=r.trail_s, crop_picks=need_cut, n_frames=n_frames, user_fps=user_fps,
-                              progress=bar)
+                              um_per_px=metrics.attrs.get("um_per_px"), progress=bar)
         finally:
             bar.close()
         cut = got["crops"]
@@ -72,6 +75,7 @@ def build_report_assets(video: str | Path, out: Path, tracks: pd.DataFrame, metr
         figs["trajectories"] = P.plot_trajectories(pdir / "trajectories.png", tracks, metrics, background=background,
                                                    width=width, height=height)
     figs["vcl_vsl"] = P.plot_vcl_vsl(pdir / "vcl_vsl.png", metrics, preset=preset)
+    figs["distributions"] = P.plot_distributions(pdir / "distributions.png", metrics)
     if morphology is not None:
         figs["morphometry"] = P.plot_morphometry(pdir / "morphometry.png", morphology, metrics)
     figs["gallery"] = P.plot_gallery(pdir / "gallery.png", _gallery_items(picks, crop_set, cut, metrics))

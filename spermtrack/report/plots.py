@@ -5,7 +5,10 @@ atomically as PNG.
 - :func:`plot_vcl_vsl`: VCL against VSL per track with the preset's gates;
 - :func:`plot_grades`: the grade shares with 95 % CIs against the WHO lower reference limits;
 - :func:`plot_morphometry`: head length against width with the reference box (when measured);
-- :func:`plot_gallery`: a grid of head crops labelled with track id and grade.
+- :func:`plot_gallery`: a grid of head crops labelled with track id and grade;
+- :func:`plot_distributions`: box plots of VCL, VSL, VAP, LIN, STR, WOB, ALH, BCF (MAD) for all
+  graded cells against the motile ones (:func:`draw_distributions` draws them into any axes, e.g.
+  a PDF page).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from spermtrack.io.atomic import atomic_path  # noqa: E402
-from spermtrack.report import GRADE_COLORS, GRADE_LABELS  # noqa: E402
+from spermtrack.report import GRADE_COLORS, GRADE_LABELS, MOTILE_GRADES, human_column, kinematic_columns  # noqa: E402
 
 DPI = 110
 _ORDER = ("rapid_progressive", "slow_progressive", "non_progressive", "immotile", "not_graded")
@@ -107,7 +110,7 @@ def plot_grades(path: str | Path, summary) -> Path:
     rows = {r["quantity"]: r for r in summary.table}
     names = ["rapid_progressive", "slow_progressive", "non_progressive", "immotile", "progressive", "total_motility"]
     labels = ["a rapid", "b slow", "c non-prog.", "d immotile", "PR (a+b)", "total (a+b+c)"]
-    colors = [GRADE_COLORS[n] for n in names[:4]] + ["#009E73", "#666666"]
+    colors = [GRADE_COLORS[n] for n in names[:4]] + ["#333333", "#777777"]
     pct = np.array([rows[n]["pct"] for n in names], float)
     lo = np.array([rows[n]["ci95_low_pct"] for n in names], float)
     hi = np.array([rows[n]["ci95_high_pct"] for n in names], float)
@@ -162,7 +165,9 @@ def plot_morphometry(path: str | Path, morphology: pd.DataFrame, metrics: pd.Dat
 
 
 def plot_gallery(path: str | Path, crops: list[tuple[np.ndarray, str, str]], *, columns: int = 8) -> Path | None:
-    """A grid of gray crops; each item is ``(crop, caption, grade)`` (caption e.g. ``"#12"``).
+    """A grid of gray crops; each item is ``(crop, caption, grade)`` (caption e.g.
+    ``"#12 non_progressive"``). Columns are as wide as the longest caption needs, so no caption
+    is cut or runs into its neighbour.
 
     Returns None when there is no crop.
     """
@@ -171,12 +176,15 @@ def plot_gallery(path: str | Path, crops: list[tuple[np.ndarray, str, str]], *, 
     n = len(crops)
     cols = min(columns, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.4 * rows), squeeze=False)
+    fontsize = 7.0
+    longest = max(len(str(c)) for _, c, _ in crops)
+    col_w = max(1.25, longest * fontsize * 0.66 / 72 + 0.2)  # DejaVu Sans: ~0.6 em per character
+    fig, axes = plt.subplots(rows, cols, figsize=(col_w * cols, 1.45 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (img, caption, grade) in zip(axes.ravel(), crops):
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(caption, fontsize=7, color=GRADE_COLORS.get(grade, "k"))
+        ax.set_title(caption, fontsize=fontsize, color=_text_color(grade))
         for s in ax.spines.values():
             s.set_visible(True)
             s.set_color(GRADE_COLORS.get(grade, "k"))
@@ -185,4 +193,76 @@ def plot_gallery(path: str | Path, crops: list[tuple[np.ndarray, str, str]], *, 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("Head crops (one per track, sharpest frame), framed by grade", fontsize=9)
+    return _save(fig, path)
+
+
+def _text_color(grade: str) -> str:
+    """The grade's colour for text on white; the light grey of "not graded" is darkened to be read."""
+    return "#777777" if grade == "not_graded" else GRADE_COLORS.get(grade, "k")
+
+
+def _distribution_groups(metrics: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the graded tracks and of the motile ones (a + b + c)."""
+    grade = metrics["grade"].astype(str).to_numpy() if "grade" in metrics.columns else np.full(len(metrics), "")
+    return grade != "not_graded", np.isin(grade, MOTILE_GRADES)
+
+
+def draw_distributions(axes, metrics: pd.DataFrame, *, fontsize: float = 8.0) -> int:
+    """Draw one box plot per kinematic column into ``axes`` (a flat sequence, one per column; the
+    spare ones are switched off): all graded cells (grey) beside the motile ones (blue), each box
+    with its median (line), mean (diamond), quartiles and 1.5 IQR whiskers; ``n`` under each box.
+
+    Returns:
+        The number of panels drawn.
+    """
+    cols = kinematic_columns(metrics.columns)
+    graded, motile = _distribution_groups(metrics)
+    axes = list(axes)
+    for ax in axes[len(cols):]:
+        ax.axis("off")
+    for ax, (_, col) in zip(axes, cols):
+        v = np.asarray(metrics[col], float)
+        groups = [v[graded & np.isfinite(v)], v[motile & np.isfinite(v)]]
+        names = [f"all graded\nn={len(groups[0])}", f"motile\nn={len(groups[1])}"]
+        pos = [i for i, g in enumerate(groups) if len(g)]
+        if pos:
+            bp = ax.boxplot([groups[i] for i in pos], positions=pos, widths=0.55, patch_artist=True,
+                            showmeans=True, showfliers=True,
+                            meanprops={"marker": "D", "markersize": 3.5, "markerfacecolor": "white",
+                                       "markeredgecolor": "k"},
+                            medianprops={"color": "k", "lw": 1.2},
+                            flierprops={"marker": ".", "markersize": 2.5, "alpha": 0.6})
+            for patch, i in zip(bp["boxes"], pos):
+                patch.set_facecolor(("#BBBBBB", "#56B4E9")[i])
+                patch.set_alpha(0.9)
+        else:
+            ax.text(0.5, 0.5, "no value", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=fontsize, color="0.4")
+        ax.set_xticks([0, 1], names, fontsize=fontsize * 0.85)
+        ax.set_xlim(-0.6, 1.6)
+        ax.set_ylabel(human_column(col), fontsize=fontsize)
+        ax.tick_params(axis="y", labelsize=fontsize * 0.85)
+        ax.grid(axis="y", color="0.9", lw=0.6)
+        ax.set_axisbelow(True)
+    return min(len(cols), len(axes))
+
+
+def plot_distributions(path: str | Path, metrics: pd.DataFrame) -> Path | None:
+    """Box plots of each kinematic column (VCL, VSL, VAP, LIN, STR, WOB, ALH, BCF and MAD where
+    present), all graded cells against the motile ones (grades a + b + c), units on the axes.
+
+    Tracks too short to grade are left out of both groups. Returns None when the table has no
+    kinematic column or no graded track.
+    """
+    cols = kinematic_columns(metrics.columns)
+    graded, _ = _distribution_groups(metrics)
+    if not cols or not graded.any():
+        return None
+    ncols = 3 if len(cols) > 4 else len(cols)
+    nrows = int(np.ceil(len(cols) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.5 * nrows), squeeze=False)
+    draw_distributions(axes.ravel(), metrics)
+    fig.suptitle("Kinematics: all graded cells vs motile cells (a+b+c); box = quartiles, line = median, "
+                 "diamond = mean", fontsize=9)
+    fig.tight_layout()
     return _save(fig, path)
