@@ -6,8 +6,10 @@ Data (read from ``../shared/data``, skipped cleanly when absent):
 - video 11 (``visem/Train/11/11.mp4``, 1470 frames, 640x480, 50 fps; labels
   ``labels/11_frame_N.txt``, N 0-based): frames 0-734 are the TUNING set (look at them as much as
   you like), frames 735-1469 the REPORT set (the targets are judged there only);
-- frames12 (``visem/frames12/*.jpg``, 3 real JPEG frames of video 12, never used for tuning):
-  ``12_frame_0.jpg`` is frame 0; each ``_approx`` image is scored against the label set
+- frames12 (``visem/frames12/*.jpg``, 3 real JPEG frames of video 12): NOT held out. The
+  shipped candidate classifier (part of the default detector) was trained on them
+  (``spermtrack train classifier ... --extra-frames visem/frames12``, docs/CLASSIFIER.md), so
+  its rows are in-sample. ``12_frame_0.jpg`` is frame 0; each ``_approx`` image is scored against the label set
   ``12_frame_{0..5}.txt`` that fits it best, chosen WITHOUT our detector (the label set whose
   sperm centres the OpenCV SimpleBlobDetector peer hits most often within 3 px).
 
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         "Data: video 11 (`" + rd.rel(rd.VIDEO11) + f"`, labels `{rd.rel(rd.LABELS11)}`), "
         f"{'every frame' if a.step == 1 else f'every {a.step}-th frame'}; **tuning set: frames "
         f"{TUNE[0]}-{TUNE[1]}** (may be looked at while developing), **report set: frames {REPORT[0]}-{REPORT[1]}** "
-        "(targets judged here only); frames12 (3 real JPEG frames of video 12, not used for tuning).",
+        "(targets judged here only); frames12 (3 real JPEG frames of video 12): NOT held out, the shipped "
+        "classifier was trained on them (in-sample; docs/CLASSIFIER.md).",
         "",
         "Scoring: predicted centres matched one to one (Hungarian) to class-0 (sperm) label centres within "
         f"{rd.MATCH_PX:g} px. A prediction left unmatched that lies inside a cluster (1) or pinhead (2) label box or "
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if f12 is not None:
         rows, notes, cal = f12
-        lines += ["## frames12 (3 real JPEG frames of video 12; report only)", "", notes + ".", "", *table(rows), "",
+        lines += ["## frames12 (3 real JPEG frames of video 12; in-sample: the shipped classifier was trained on them)", "", notes + ".", "", *table(rows), "",
                   f"Calibration after frames12: {cal}", ""]
     rd.publish(OUT, lines, write=not a.no_write)
     return 0

@@ -230,6 +230,8 @@ def run_morphology(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFram
         warnings.append(f"morphology skipped ({err})")
         return None, None
     segmenter = get_segmenter(m.segmenter, weights=m.weights, um_per_px=um_per_px)
+    if getattr(segmenter, "experimental", None):
+        warnings.append(segmenter.experimental)
     crops = route_crops_from_video(video, sub.reset_index(drop=True),
                                    CropParams(k=int(m.crops_per_track), size=int(m.crop_px), um_per_px=um_per_px),
                                    fps=user_fps, n_frames=n_frames, progress=progress)

@@ -1,4 +1,5 @@
-"""``yolo-seg``: train one epoch on phantom crops (CPU, offline), reload, segment; SAM errors."""
+"""``yolo-seg``: train one epoch on phantom crops (CPU, offline), reload, segment; SAM errors;
+both are marked experimental (a one-line warning when chosen)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from spermtrack.errors import InputFileError, SpermtrackError
-from spermtrack.morphology.segment import get_segmenter
+from spermtrack.morphology.segment import EXPERIMENTAL_NOTE, get_segmenter
 
 
 @pytest.mark.slow
@@ -23,6 +24,7 @@ def test_train_seg_one_epoch_then_segment(tmp_path):
     labels = list((tmp_path / "seg_run" / "dataset" / "labels" / "train").glob("*.txt"))
     assert labels and all(ln.split()[0] in "012" for ln in labels[0].read_text().splitlines())
     seg = get_segmenter("yolo-seg", weights=w)
+    assert seg.experimental == f"segmenter yolo-seg: {EXPERIMENTAL_NOTE}"
     ims = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
                     for p in sorted((tmp_path / "seg_run" / "dataset" / "images" / "train").glob("*.png"))[:4]])
     out = seg.segment(ims)
@@ -51,3 +53,38 @@ def test_sam_errors_are_clear(tmp_path):
     except ImportError:
         with pytest.raises(SpermtrackError, match="segment-anything"):
             get_segmenter("sam", weights=ck)
+
+
+def test_experimental_segmenters_warn_in_one_line(monkeypatch, caplog):
+    import logging
+
+    from spermtrack.morphology import segment
+
+    class Stub:
+        def __init__(self, weights, **kwargs):
+            self.weights = weights
+
+    monkeypatch.setattr(segment, "YoloSegmenter", Stub)
+    monkeypatch.setattr(segment, "SamSegmenter", Stub)
+    assert EXPERIMENTAL_NOTE == "experimental: not validated (see benchmarks/results/morphology.md)"
+    with caplog.at_level(logging.WARNING, logger="spermtrack.morphology.segment"):
+        classical = get_segmenter("classical")
+        assert not caplog.records and getattr(classical, "experimental", None) is None
+        for name in ("yolo-seg", "sam"):
+            caplog.clear()
+            seg = get_segmenter(name, weights="w.pt")
+            assert seg.experimental == f"segmenter {name}: {EXPERIMENTAL_NOTE}"
+            assert [r.getMessage() for r in caplog.records] == [f"warning: segmenter {name}: {EXPERIMENTAL_NOTE}"]
+
+
+def test_experimental_warning_is_one_stderr_line_without_logging_setup():
+    """Outside pytest nothing configures logging: the warning is one plain line on stderr."""
+    import subprocess
+    import sys
+
+    code = ("from spermtrack.morphology import segment\n"
+            "segment.YoloSegmenter = lambda w, **k: type('S', (), {})()\n"
+            "segment.get_segmenter('yolo-seg', weights='w.pt')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [f"warning: segmenter yolo-seg: {EXPERIMENTAL_NOTE}"]

@@ -44,6 +44,15 @@ def test_train_load_embed_and_track_with_reid(synth_data, tmp_path):
     cfg = ReIDTrainConfig(epochs=1, ids_per_batch=4, crops_per_id=2, crops_per_track=4, embedding_dim=32)
     train_reid(synth_data, weights, cfg)
     assert weights.is_file() and weights.with_suffix(".json").is_file()
+    # tensors and plain values only: readable with weights_only=True, header as JSON text
+    import json
+
+    import torch
+
+    ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+    assert set(ckpt) == {"header", "state_dict"}
+    assert json.loads(ckpt["header"])["embedding_dim"] == 32
+    assert all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values())
     emb = load_embedder(weights)
     crops = np.random.default_rng(0).integers(0, 255, (5, INPUT_PX, INPUT_PX), dtype=np.uint8)
     e = emb.embed_crops(crops)
@@ -74,3 +83,11 @@ def test_bad_weights_are_clear_errors(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputFileError, match="not a spermtrack ReID checkpoint"):
         load_embedder(bad)
+    import torch
+
+    for blob in ({"state_dict": {}}, {"header": "{not json", "state_dict": {}}, [1, 2],
+                 {"header": {"embedding_dim": 8}, "state_dict": {"w": 3}}):
+        torch.save(blob, bad)
+        with pytest.raises(InputFileError, match="not a spermtrack ReID checkpoint"):
+            load_embedder(bad)
+    # (crafted pickles that would run code: tests/test_security.py)

@@ -71,13 +71,18 @@ _COMMON = [
                  help="Micrometres per pixel (stage micrometer). Omitted or 'estimate': estimated from the "
                       "head size and flagged ESTIMATED everywhere."),
     click.option("--detector", type=click.Choice(["blob", "yolo"]), default=None, help="Head detector (default blob)."),
-    click.option("--weights", type=click.Path(path_type=Path), default=None, help="YOLO weights for --detector yolo."),
+    click.option("--weights", type=click.Path(path_type=Path), default=None, help="YOLO weights for --detector yolo. An ultralytics .pt is a pickle that can run code: load only "
+                      "weights you trust."),
     click.option("--reid-weights", type=click.Path(path_type=Path), default=None,
-                 help="ReID weights: appearance used when association is ambiguous."),
+                 help="ReID weights from `spermtrack train reid`, used when association is ambiguous (EXPERIMENTAL: "
+                      "no measured gain on held-out data, see benchmarks/results/id_switches.md; a file holding code "
+                      "is refused)."),
     click.option("--segmenter", type=click.Choice(["classical", "yolo-seg", "sam"]), default=None,
-                 help="Morphology segmenter (default classical)."),
+                 help="Morphology segmenter: classical (default, the validated one). yolo-seg and sam are "
+                      "EXPERIMENTAL: not validated (see benchmarks/results/morphology.md)."),
     click.option("--segmenter-weights", type=click.Path(path_type=Path), default=None,
-                 help="Weights of --segmenter yolo-seg / sam."),
+                 help="Weights of --segmenter yolo-seg (.pt from `spermtrack train seg`) or sam (a Segment Anything "
+                      "checkpoint). An ultralytics .pt is a pickle that can run code: load only weights you trust."),
     click.option("--preset", type=click.Choice(["who2021", "who2021-literal", "hamilton-thorne", "casa-gui"]), default=None,
                  help="Grading preset (default who2021)."),
     click.option("--aggregate", type=click.Choice(["track", "window"]), default=None,

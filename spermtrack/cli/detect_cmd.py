@@ -14,7 +14,8 @@ import click
               help="Output MOT detections: frame,-1,left,top,w,h,conf,-1,-1,-1 (frames 1-based).")
 @click.option("--detector", type=click.Choice(["blob", "yolo"]), default="blob", show_default=True,
               help="blob: the calibrated classical detector; yolo: a model from `spermtrack train detector`.")
-@click.option("--weights", type=click.Path(path_type=Path), default=None, help="YOLO .pt (for --detector yolo).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="YOLO .pt (for --detector yolo). An ultralytics .pt is a pickle that can run code: "
+                   "load only weights you trust.")
 @click.option("--no-enhance", is_flag=True, help="Skip the HLDNBM enhancement.")
 @click.option("--tile", "tile_px", type=click.IntRange(min=0), default=320, show_default=True,
               help="YOLO tile side (0: full frame).")

@@ -15,47 +15,27 @@ import click
 from spermtrack.errors import InputFileError, ParameterError
 
 
-def read_tracks_file(path: Path):
-    """A Tracks table from a ``Tracks`` CSV (header with ``track_id``) or a MOTChallenge file."""
-    import pandas as pd
-
-    from spermtrack.types import make_tracks
-
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            first = next((ln.strip() for ln in fh if ln.strip()), "")
-    except OSError as err:
-        raise InputFileError(path, f"cannot read ({err.strerror})") from None
-    if not first:
-        raise InputFileError(path, "empty file (expected a Tracks CSV or a MOT file)")
-    if "track_id" in [c.strip().lower() for c in first.split(",")]:
-        try:
-            df = pd.read_csv(path)
-        except (ValueError, pd.errors.ParserError) as err:
-            raise InputFileError(path, f"not a readable CSV ({err})") from None
-        df.columns = [str(c).strip() for c in df.columns]
-        return make_tracks(df, source=str(path))
-    from spermtrack.io.mot import read_mot
-
-    return read_mot(path)
-
-
 @click.command("morphology")
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tracks", "tracks_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Tracks CSV (track_id,frame,x,y,...) or MOT file of this video.")
 @click.option("--um-per-px", "um_per_px", required=True, type=float, help="Micrometres per pixel.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="MORPH.csv to write.")
-@click.option("--segmenter", type=click.Choice(["classical", "yolo-seg", "sam"]), default="classical", show_default=True)
+@click.option("--segmenter", type=click.Choice(["classical", "yolo-seg", "sam"]), default="classical", show_default=True,
+              help="classical: the validated default. yolo-seg and sam are EXPERIMENTAL, not validated "
+                   "(see benchmarks/results/morphology.md: yolo-seg measured 0 of 90 crops, sam never run).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="yolo-seg: .pt from `spermtrack train seg`; sam: a Segment Anything checkpoint.")
+              help="yolo-seg: .pt from `spermtrack train seg`; sam: a Segment Anything checkpoint. "
+                   "An ultralytics .pt is a pickle that can run code: load only weights you trust.")
 @click.option("--gallery", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG mosaic of the crops with mask outlines, one row per track.")
-@click.option("--k", "k", type=int, default=5, show_default=True, help="Crops per track.")
-@click.option("--crop-size", type=int, default=64, show_default=True, help="Crop side (px).")
+@click.option("--k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Crops per track.")
+@click.option("--crop-size", type=click.IntRange(16, 1024), default=64, show_default=True, help="Crop side (px).")
 @click.option("--anchor", type=float, default=0.5, show_default=True,
               help="Head position along the crop's x axis (0.5 centred; 0.8 leaves room for the tail).")
-@click.option("--orient", type=click.Choice(["auto", "motion", "head", "none"]), default="auto", show_default=True)
+@click.option("--orient", type=click.Choice(["auto", "motion", "head", "none"]), default="auto", show_default=True,
+              help="Crop rotation: along the direction of motion, the head's long axis, auto (motion when "
+                   "the head moved enough, else its axis) or none.")
 @click.option("--min-quality", type=float, default=0.2, show_default=True, help="Crops below it are not used per track.")
 @click.option("--fps", type=float, default=None, help="Override the video's frame rate.")
 def morphology(video, tracks_path, um_per_px, out, segmenter, weights, gallery, k, crop_size, anchor, orient,
@@ -65,7 +45,8 @@ def morphology(video, tracks_path, um_per_px, out, segmenter, weights, gallery, 
     from spermtrack.io.atomic import write_csv_atomic, write_json_atomic
     from spermtrack.morphology import CropParams, analyze_morphology
     from spermtrack.morphology.morphometry import INDICATIVE_NOTE, REFERENCE
-    from spermtrack.types import check_positive
+    from spermtrack.io.mot import read_tracks_file
+    from spermtrack.types import check_positive, make_tracks
 
     check_positive("um_per_px", um_per_px, 0.01, 10.0)
     if not video.is_file():
@@ -73,7 +54,7 @@ def morphology(video, tracks_path, um_per_px, out, segmenter, weights, gallery, 
     if weights is not None and segmenter == "classical":
         raise ParameterError("--weights is only used with --segmenter yolo-seg or sam")
     t0 = time.perf_counter()
-    tracks = read_tracks_file(tracks_path)
+    tracks = make_tracks(read_tracks_file(tracks_path)[0], source=str(tracks_path))
     params = CropParams(k=k, size=crop_size, anchor=anchor, orient=orient,
                         candidates_per_track=max(30, 6 * k)).validate()
     res = analyze_morphology(video, tracks, um_per_px, segmenter=segmenter, weights=weights, crop_params=params,

@@ -39,7 +39,8 @@ def _load_embedder(weights: Path | None, video: Path | None):
 @click.option("--n-frames", type=click.IntRange(min=1), default=None,
               help="Number of frames (default: last frame with a detection).")
 @click.option("--video", type=click.Path(path_type=Path), default=None, help="Video, for ReID crops.")
-@click.option("--reid-weights", type=click.Path(path_type=Path), default=None, help="ReID weights (.pt).")
+@click.option("--reid-weights", type=click.Path(path_type=Path), default=None, help="ReID weights from `spermtrack train reid` (EXPERIMENTAL: no measured gain on held-out data, see "
+                   "benchmarks/results/id_switches.md; a file holding code is refused).")
 @click.option("--no-stitch", is_flag=True, help="Do not join track fragments across gaps.")
 @click.option("--no-smooth", is_flag=True, help="MOT output carries measured (not smoothed) boxes.")
 @click.option("--min-conf", type=float, default=None, help="Ignore detections below this confidence.")

@@ -383,7 +383,6 @@ class CandidateClassifier:
         state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         with atomic_path(path) as tmp:
             torch.save({"header": json.dumps(self.header()), "state_dict": state}, tmp)
-            tmp.chmod(0o644)
         return path
 
     @classmethod
@@ -398,11 +397,22 @@ class CandidateClassifier:
             raise InputFileError(p, "classifier weights not found")
         try:
             blob = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any failure means the same to the user
+            from spermtrack.tracker.reid import refused_by_weights_only
+
+            if refused_by_weights_only(err, p):
+                # it needs more than tensors and plain types (possibly code): nothing of it was run
+                raise InputFileError(p, "refused: not a plain-tensor checkpoint (it may hold code); retrain "
+                                        "with `spermtrack train classifier` (spermtrack's own checkpoints hold "
+                                        "tensors and plain values only)") from None
+            raise InputFileError(p, f"not a candidate-classifier weights file ({type(err).__name__})") from None
+        try:
             head = json.loads(blob["header"])
             model = build_model(head["arch"], int(head["crop_size"]), **head.get("model_kwargs", {}))
             model.load_state_dict(blob["state_dict"])
         except Exception as err:  # noqa: BLE001 - any failure means the same to the user
-            raise InputFileError(p, f"not a candidate-classifier weights file ({type(err).__name__}: {err})") from None
+            detail = " ".join(str(err).split())[:200]  # one line, whatever torch says
+            raise InputFileError(p, f"not a candidate-classifier weights file ({type(err).__name__}: {detail})") from None
         if int(head.get("format", 0)) > FORMAT_VERSION:
             raise InputFileError(p, f"weights format {head['format']} is newer than this spermtrack ({FORMAT_VERSION})")
         return cls(model, head["arch"], int(head["crop_size"]), model_kwargs=head.get("model_kwargs", {}),

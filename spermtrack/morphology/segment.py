@@ -1,11 +1,17 @@
 """Segmenters: one interface, ``segment(crops) -> [Segmentation]`` (head, midpiece, tail + quality).
 
 - ``classical`` (default, no weights): :class:`spermtrack.morphology.classical.ClassicalSegmenter`.
-- ``yolo-seg``: an ultralytics segmentation model (``.pt``) trained with ``spermtrack train seg``
-  on crops cut the same way (classes ``0 head, 1 midpiece, 2 tail``).
-- ``sam``: Segment Anything, only with a user checkpoint and the ``segment-anything`` package;
-  SAM gives the head (point prompt at the anchor), the midpiece and tail are traced by the
-  classical ridge tracer.
+- ``yolo-seg`` (EXPERIMENTAL): an ultralytics segmentation model (``.pt``) trained with
+  ``spermtrack train seg`` on crops cut the same way (classes ``0 head, 1 midpiece, 2 tail``).
+  Not validated: in ``benchmarks/results/morphology.md`` a briefly trained model measures 0 of
+  90 crops. An ultralytics ``.pt`` is a pickle that can run code: load only weights you trust.
+- ``sam`` (EXPERIMENTAL): Segment Anything, only with a user checkpoint and the
+  ``segment-anything`` package; SAM gives the head (point prompt at the anchor), the midpiece and
+  tail are traced by the classical ridge tracer. Never benchmarked.
+
+Choosing an experimental segmenter logs a one-line warning (:data:`EXPERIMENTAL_NOTE`, logger
+``spermtrack.morphology.segment``; printed on stderr when logging is not configured) and the
+segmenter carries it as ``.experimental`` for the caller's report.
 
 Masks from a model carry no sub-pixel outline or ordered path; :mod:`spermtrack.morphology.morphometry`
 derives them from the masks (:func:`spermtrack.morphology.morphometry.geometry_from_masks`).
@@ -13,6 +19,7 @@ derives them from the masks (:func:`spermtrack.morphology.morphometry.geometry_f
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +32,11 @@ from spermtrack.errors import InputFileError, ParameterError, SpermtrackError
 #: Class ids of the segmentation labels / model.
 SEG_CLASSES: dict[int, str] = {0: "head", 1: "midpiece", 2: "tail"}
 SEGMENTERS = ("classical", "yolo-seg", "sam")
+#: Segmenters offered but not validated by a benchmark (no measured, non-zero result).
+EXPERIMENTAL = ("yolo-seg", "sam")
+EXPERIMENTAL_NOTE = "experimental: not validated (see benchmarks/results/morphology.md)"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +97,11 @@ def get_segmenter(name: str = "classical", *, weights: str | os.PathLike | None 
                   device: str | None = None):
     """Build a segmenter by name.
 
+    ``yolo-seg`` and ``sam`` are :data:`EXPERIMENTAL`: choosing one logs the one-line warning
+    ``segmenter NAME: experimental: not validated (see benchmarks/results/morphology.md)`` and
+    sets it as the segmenter's ``experimental`` attribute (``classical`` has none:
+    ``getattr(seg, "experimental", None)``).
+
     Raises:
         ParameterError: unknown name.
         SpermtrackError / InputFileError: ``yolo-seg`` or ``sam`` without usable weights, or
@@ -97,10 +114,14 @@ def get_segmenter(name: str = "classical", *, weights: str | os.PathLike | None 
     if name == "yolo-seg":
         if weights is None:
             raise SpermtrackError("--segmenter yolo-seg needs --weights W.pt (train one with `spermtrack train seg`)")
-        return YoloSegmenter(weights, um_per_px=um_per_px, device=device)
-    if name == "sam":
-        return SamSegmenter(weights, um_per_px=um_per_px, device=device)
-    raise ParameterError(f"segmenter {name!r} is unknown; use one of {', '.join(SEGMENTERS)}")
+        seg = YoloSegmenter(weights, um_per_px=um_per_px, device=device)
+    elif name == "sam":
+        seg = SamSegmenter(weights, um_per_px=um_per_px, device=device)
+    else:
+        raise ParameterError(f"segmenter {name!r} is unknown; use one of {', '.join(SEGMENTERS)}")
+    seg.experimental = f"segmenter {name}: {EXPERIMENTAL_NOTE}"
+    log.warning("warning: %s", seg.experimental)
+    return seg
 
 
 def segment_crops(segmenter, crops) -> list[Segmentation]:
@@ -136,6 +157,7 @@ class YoloSegmenter:
     """
 
     name = "yolo-seg"
+    experimental: str | None = EXPERIMENTAL_NOTE
 
     def __init__(self, weights, *, um_per_px: float = 0.5, device: str | None = None, conf: float = 0.25,
                  batch: int = 64):
@@ -214,6 +236,7 @@ class SamSegmenter:
     """
 
     name = "sam"
+    experimental: str | None = EXPERIMENTAL_NOTE
 
     def __init__(self, checkpoint, *, um_per_px: float = 0.5, device: str | None = None, model_type: str | None = None):
         if checkpoint is None:

@@ -83,8 +83,9 @@ class TrackerParams:
         max_cosine_distance: pairs whose cosine distance is above this are not matched
             (DeepSORT's appearance gate; only where both sides have an embedding). A loose
             gate: a head turns and defocuses, so its own embeddings drift; at 0.4 a ResNet50
-            trained on synthetic heads blocked true matches and doubled ID switches, at 0.7 it
-            cut them from 25 to 16 on the synthetic benchmark clip.
+            trained on synthetic heads blocked true matches and doubled ID switches; 0.7 was
+            chosen on the synthetic benchmark clip (a tuning number), and on the held-out clip
+            ReID shows no measured gain (benchmarks/results/id_switches.md, ``synth-heldout``).
         nn_budget: embeddings kept per track (oldest dropped). Bounds memory and cost.
         embed_min_candidates: a detection is embedded when at least this many tracks lie in
             its motion gate (2 = only ambiguous ones; 0 = every detection, DeepSORT's way,

@@ -14,6 +14,8 @@ The tracker asks for embeddings only where motion alone is ambiguous (see
 
 from __future__ import annotations
 
+import json
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +70,67 @@ def build_model(embedding_dim: int = 128, n_ids: int = 0):
     return ReIDNet()
 
 
+#: checkpoint format written by :func:`train_reid`: ``{"header": JSON text, "state_dict": tensors}``.
+FORMAT_VERSION = 2
+REFUSED = ("refused: not a plain-tensor checkpoint (it may hold code); retrain with `spermtrack train reid` "
+           "(spermtrack's own checkpoints hold tensors and plain values only)")
+
+
+def refused_by_weights_only(err: BaseException, path: str | Path) -> bool:
+    """True when ``torch.load(weights_only=True)`` refused ``path`` because its pickle names a
+    global beyond tensors and plain types (a class, a function: possibly code), False for a file
+    that is merely garbage. Nothing in the file is run to decide."""
+    if not isinstance(err, pickle.UnpicklingError):
+        return False
+    if "GLOBAL" in str(err):  # torch: "Unsupported global: GLOBAL io.open was not an allowed global"
+        return True
+    try:
+        from torch.serialization import get_unsafe_globals_in_checkpoint
+
+        return bool(get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - not a zip checkpoint, or an older torch
+        return False
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """``(header, state_dict)`` of a ReID checkpoint, read with ``torch.load(weights_only=True)``.
+
+    A checkpoint is ``{"header": JSON text (or a dict of plain values), "state_dict": {name: tensor}}``;
+    the first format (``{"state_dict", "meta"}``, plain values only) is still read. Nothing in the
+    file is executed: a pickle that needs anything beyond tensors and plain types is refused.
+
+    Raises:
+        InputFileError: missing file; a file refused by ``weights_only=True`` (one line, naming
+            it); anything that is not a ReID checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "ReID weights not found (train them with `spermtrack train reid`)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        if refused_by_weights_only(err, path):
+            raise InputFileError(path, REFUSED) from None
+        raise InputFileError(path, f"not a spermtrack ReID checkpoint ({type(err).__name__})") from None
+    try:
+        head = ckpt["header"] if "header" in ckpt else ckpt["meta"]
+        if isinstance(head, str):
+            head = json.loads(head)
+        state = ckpt["state_dict"]
+        if not isinstance(head, dict) or "embedding_dim" not in head:
+            raise ValueError("no embedding_dim in its header")
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError("its state_dict is not a dict of tensors")
+        fmt = int(head.get("format", 1))
+    except Exception as err:  # noqa: BLE001 - a dict of the wrong shape, a list, bad JSON ...
+        raise InputFileError(path, f"not a spermtrack ReID checkpoint ({type(err).__name__})") from None
+    if fmt > FORMAT_VERSION:
+        raise InputFileError(path, f"ReID checkpoint format {head['format']} is newer than this spermtrack ({FORMAT_VERSION})")
+    return head, state
+
+
 def _to_tensor(crops: np.ndarray, device):
     import torch
 
@@ -80,7 +143,8 @@ class Embedder:
     """Embed head crops with trained weights: ``embed(frame, boxes_ltwh) -> (K, D)`` unit rows.
 
     Args:
-        weights: a ``.pt`` written by :func:`train_reid`.
+        weights: a ``.pt`` written by :func:`train_reid` (read by :func:`load_checkpoint`, never
+            unpickling code).
         device: ``"cpu"`` / ``"cuda"``; default CUDA when available.
         batch: crops per forward pass.
     """
@@ -89,14 +153,7 @@ class Embedder:
         import torch
 
         path = Path(weights)
-        if not path.is_file():
-            raise InputFileError(path, "ReID weights not found (train them with `spermtrack train reid`)")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            meta = ckpt["meta"]
-            state = ckpt["state_dict"]
-        except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
-            raise InputFileError(path, f"not a spermtrack ReID checkpoint ({type(err).__name__})") from None
+        meta, state = load_checkpoint(path)
         self.meta = meta
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = build_model(meta["embedding_dim"], 0)
@@ -261,7 +318,10 @@ def batch_hard_triplet(emb, labels, margin: float):
 
 
 def train_reid(data: str | Path, out: str | Path, cfg: ReIDTrainConfig | None = None) -> Path:
-    """Train the ReID network on crops of ``data``; write ``out`` (a ``.pt``) and ``out``.json."""
+    """Train the ReID network on crops of ``data``; write ``out`` (a ``.pt``) and ``out``.json.
+
+    ``out`` holds ``{"header": JSON text, "state_dict": tensors}`` (see :func:`load_checkpoint`).
+    """
     import torch
 
     cfg = cfg or ReIDTrainConfig()
@@ -298,13 +358,15 @@ def train_reid(data: str | Path, out: str | Path, cfg: ReIDTrainConfig | None = 
             total += float(loss.detach())
         history.append(round(total / steps, 4))
     out = Path(out)
-    meta = {"embedding_dim": cfg.embedding_dim, "crop_px": cfg.crop_px, "input_px": INPUT_PX,
+    meta = {"format": FORMAT_VERSION, "embedding_dim": cfg.embedding_dim, "crop_px": cfg.crop_px, "input_px": INPUT_PX,
             "config": asdict(cfg), "n_crops": int(len(crops)), "n_ids": int(len(ids)), "loss_per_epoch": history,
             "device": device, "train_seconds": round(time.perf_counter() - t0, 1),
             "spermtrack_version": __version__, "data": str(Path(data).resolve())}
     from spermtrack.io.atomic import atomic_path, write_json_atomic
 
     with atomic_path(out) as tmp:
-        torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
+        # tensors and plain values only: the loader reads it with torch.load(weights_only=True)
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        torch.save({"header": json.dumps(meta), "state_dict": state}, tmp)
     write_json_atomic(out.with_suffix(".json"), meta)
     return out
