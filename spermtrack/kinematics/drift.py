@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -52,19 +53,86 @@ class DriftEstimate:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _still_group(v: np.ndarray, radius: float, min_objects: int) -> tuple[float, float] | None:
-    """Mean velocity of the densest group (mean shift from the median), or None if too small."""
-    c = np.median(v, axis=0)
+@numba.njit(cache=True, nogil=True)
+def _still_groups(f_arr: np.ndarray, vx: np.ndarray, vy: np.ndarray, radius: float, min_objects: int,
+                  n_frames: int, shift: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per frame (``f_arr`` sorted), the mean velocity of the densest group: a mean shift from the
+    frame's median velocity, at most 10 steps; NaN where fewer than ``min_objects`` stay in it.
+    The result of frame ``f`` is stored at ``f + shift``."""
+    out = np.full((n_frames, 2), np.nan)
     r2 = radius * radius
-    for _ in range(10):
-        near = ((v - c) ** 2).sum(axis=1) <= r2
-        if near.sum() < min_objects:
-            return None
-        new = v[near].mean(axis=0)
-        if np.allclose(new, c, atol=1e-6 * max(radius, 1e-12)):
-            break
-        c = new
-    return float(c[0]), float(c[1])
+    n = len(f_arr)
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and f_arr[stop] == f_arr[start]:
+            stop += 1
+        if stop - start >= min_objects:
+            gx, gy = vx[start:stop], vy[start:stop]
+            cx, cy = np.median(gx), np.median(gy)
+            ok = True
+            for _ in range(10):
+                sx, sy, k = 0.0, 0.0, 0
+                for i in range(stop - start):
+                    if (gx[i] - cx) ** 2 + (gy[i] - cy) ** 2 <= r2:
+                        sx += gx[i]
+                        sy += gy[i]
+                        k += 1
+                if k < min_objects:
+                    ok = False
+                    break
+                nx, ny = sx / k, sy / k
+                tol = 1e-6 * max(radius, 1e-12)
+                if abs(nx - cx) <= tol + 1e-5 * abs(cx) and abs(ny - cy) <= tol + 1e-5 * abs(cy):
+                    break  # converged (numpy.allclose's rule); the centre kept is the last one
+                cx, cy = nx, ny
+            if ok and 0 <= f_arr[start] + shift < n_frames:
+                out[f_arr[start] + shift, 0] = cx
+                out[f_arr[start] + shift, 1] = cy
+        start = stop
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _lag_velocities(tid: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.ndarray, lag: int,
+                    n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Displacements per frame over ``lag`` frames of every point that has its own track's point
+    ``lag`` frames later (points sorted by track then frame), grouped by frame (counting sort,
+    stable: within a frame, in track order). Returns ``(frame, vx, vy)`` sorted by frame."""
+    n = len(tid)
+    pf = np.empty(n, np.int64)
+    pvx = np.empty(n, np.float64)
+    pvy = np.empty(n, np.float64)
+    k = 0
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and tid[end] == tid[start]:
+            end += 1
+        j = start
+        for i in range(start, end):
+            target = frame[i] + lag
+            while j < end and frame[j] < target:
+                j += 1
+            if j < end and frame[j] == target:
+                pf[k] = frame[i]
+                pvx[k] = (x[j] - x[i]) / lag
+                pvy[k] = (y[j] - y[i]) / lag
+                k += 1
+        start = end
+    counts = np.zeros(n_frames + 1, np.int64)
+    for i in range(k):
+        counts[pf[i] + 1] += 1
+    for f in range(n_frames):
+        counts[f + 1] += counts[f]
+    of = np.empty(k, np.int64)
+    ovx = np.empty(k, np.float64)
+    ovy = np.empty(k, np.float64)
+    for i in range(k):
+        d = counts[pf[i]]
+        counts[pf[i]] += 1
+        of[d], ovx[d], ovy[d] = pf[i], pvx[i], pvy[i]
+    return of, ovx, ovy
 
 
 def estimate_drift(tid: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.ndarray, fps: float,
@@ -96,21 +164,15 @@ def estimate_drift(tid: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.ndar
     if n_frames <= lag:
         return zeros, zeros, DriftEstimate(False, "video shorter than the velocity lag", **nan_est,
                                            frames_estimated_pct=0.0, **settings)
-    pts = pd.DataFrame({"t": tid, "f": frame, "x": x, "y": y})
-    later = pts.assign(f=pts["f"] - lag)
-    pair = pts.merge(later, on=("t", "f"), suffixes=("", "_l"))
-    vel = pd.DataFrame({"f": pair["f"].to_numpy(),
-                        "vx": (pair["x_l"] - pair["x"]).to_numpy() / lag,
-                        "vy": (pair["y_l"] - pair["y"]).to_numpy() / lag}).sort_values("f", kind="stable")
+    tid, frame = np.asarray(tid, np.int64), np.asarray(frame, np.int64)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(tid) > 1 and not ((np.diff(tid) > 0) | ((np.diff(tid) == 0) & (np.diff(frame) > 0))).all():
+        order = np.lexsort((frame, tid))
+        tid, frame, x, y = tid[order], frame[order], x[order], y[order]
+    f_arr, vx, vy = _lag_velocities(tid, frame, x, y, lag, n_frames)
     radius = radius_um_s / um_per_px / fps  # px per frame
-    per_frame = np.full((n_frames, 2), np.nan)
-    f_arr, v_arr = vel["f"].to_numpy(), vel[["vx", "vy"]].to_numpy()
-    bounds = np.flatnonzero(np.diff(f_arr)) + 1
-    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(f_arr)]):
-        if stop - start >= min_objects:
-            g = _still_group(v_arr[start:stop], radius, min_objects)
-            if g is not None:
-                per_frame[f_arr[start] + lag // 2] = g  # the lag's middle
+    # each frame's still group, stored at the lag's middle (compiled: one pass over the velocities)
+    per_frame = _still_groups(f_arr, vx, vy, float(radius), int(min_objects), n_frames, lag // 2)
     known = np.isfinite(per_frame[:, 0])
     covered = n_frames - lag  # frames that can have a velocity
     pct = 100.0 * known.sum() / covered
