@@ -207,7 +207,7 @@ def _install_pdf_stub() -> None:
 
 def run_engine(video: Path, depth: float) -> tuple[object, float, str]:
     """``(AnalysisResult, wall s, note)`` of ``analyze_video`` on ``video`` (temporary output)."""
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
     from spermtrack.config import Config
 
     cfg = Config().replace("sample", chamber_depth_um=depth).replace("report", annotated_video=False)

@@ -2,7 +2,7 @@
 
 Evaluation set: one medium and one hard synthetic clip (640x480, 50 fps, 50 cells, seeds not
 used for training), every ``--eval-step``-th frame. Metrics
-(:mod:`spermtrack.tracker.detmetrics`): precision / recall / F1 of box centres matched one to one
+(:mod:`spermtrack.evaluate.detmetrics`): precision / recall / F1 of box centres matched one to one
 (Hungarian) within 5 px of the true head centres, predictions within 10 px of a cluster or
 pinhead ignored; AP50 (COCO 101-point, IoU >= 0.5 against the truth boxes, ranked by
 confidence); recall per motility class (immotile cells included); frames/s of each detector on
@@ -49,7 +49,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 from spermtrack.io.atomic import write_text_atomic  # noqa: E402
 from spermtrack.synth import generate, render_frame, simulate_cells  # noqa: E402
 from spermtrack.detect.blob import BlobDetector  # noqa: E402
-from spermtrack.tracker.detmetrics import average_precision, detection_scores, truth_frames  # noqa: E402
+from spermtrack.evaluate.detmetrics import average_precision, detection_scores, truth_frames  # noqa: E402
 from spermtrack.detect.enhance import HLDNBM  # noqa: E402
 from spermtrack.types import Detections  # noqa: E402
 

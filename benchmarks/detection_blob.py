@@ -4,7 +4,7 @@ Clips: ``simulate_cells(seconds=2, fps=50, cells=50, seed, difficulty, look)`` a
 5th frame, for easy (9001, 9002), medium (9001, 9002, 3, 11) and hard (9001, 9002, 8, 12), in the
 ``classic`` look (the phantom of the earlier benchmark, bit for bit: "keep or improve" is judged
 there) and the ``visem`` look (the new default phantom); centres matched within 5 px
-(:func:`~spermtrack.tracker.detmetrics.detection_scores`), clusters and pinheads ignored, only
+(:func:`~spermtrack.evaluate.detmetrics.detection_scores`), clusters and pinheads ignored, only
 class 0 (sperm) predictions scored. Rows: the default detector (calibrated on the clip, with the
 shipped classifier), and the same without the classifier (``classifier=None``), timed on the same
 frames (calibration excluded, median of 3 runs). The phantom is a development tool: real-data
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from spermtrack.io.atomic import write_text_atomic  # noqa: E402
 from spermtrack.synth import render_frame, simulate_cells  # noqa: E402
 from spermtrack.detect.blob import BlobDetector  # noqa: E402
-from spermtrack.tracker.detmetrics import detection_scores, truth_frames  # noqa: E402
+from spermtrack.evaluate.detmetrics import detection_scores, truth_frames  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "detection_blob.md"
 CLIPS = [(look, d, s) for look in ("classic", "visem") for d, s in

@@ -15,7 +15,7 @@ refinement (stitching, gap filling, RTS smoothing), ours + an *oracle* appearanc
 of the true identity, computed on demand vs for every detection: shows the savings and the
 cost of on-demand embedding, not the quality of a trained ReID), deep-sort-realtime as shipped
 (motion only), ultralytics ByteTrack and BoT-SORT, trackpy ``link``, SORT. Peer configs:
-``benchmarks/configs/*.yaml``. Metrics: :func:`spermtrack.tracker.metrics.evaluate_tracks`
+``benchmarks/configs/*.yaml``. Metrics: :func:`spermtrack.evaluate.metrics.evaluate_tracks`
 (TrackEval; CLEAR/Identity at IoU 0.5). frames/s is tracking only (no evaluation), one thread.
 
 Synthetic sets, through the real detector (HLDNBM + BlobDetector) with a ResNet50 ReID trained
@@ -58,7 +58,7 @@ from benchmarks.peers import adapters  # noqa: E402
 from spermtrack.io.atomic import write_text_atomic  # noqa: E402
 from spermtrack.io.mot import read_mot  # noqa: E402
 from spermtrack.tracker.associate import SpermTracker, TrackerParams, track_detections  # noqa: E402
-from spermtrack.tracker.metrics import evaluate_tracks  # noqa: E402
+from spermtrack.evaluate.metrics import evaluate_tracks  # noqa: E402
 from spermtrack.tracker.refine import smoothed_boxes  # noqa: E402
 from spermtrack.types import Detections  # noqa: E402
 

@@ -11,7 +11,7 @@ videos). To stay within 10 minutes on 2 cores only the first ``--frames`` frames
 Split: TUNING videos (may be looked at while developing the tracker: 11 and 24 were used before)
 and REPORT videos (official val videos 54 and 60 plus six train videos, balanced in density);
 the targets are judged on the report videos only. Scores of a split come from
-:func:`spermtrack.tracker.metrics.evaluate_many` (TrackEval's combination over its 8 sequences;
+:func:`spermtrack.evaluate.metrics.evaluate_many` (TrackEval's combination over its 8 sequences;
 CLEAR / Identity at IoU 0.5 on the gt boxes).
 
 Rows: ours online (motion only), ours + stitch/smooth (what ``spermtrack track`` writes) and the
@@ -65,7 +65,7 @@ def trackers(ds: ids.DetectionSet) -> list[tuple[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from spermtrack.tracker.metrics import evaluate_many
+    from spermtrack.evaluate.metrics import evaluate_many
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300, help="first N frames of each video (default 300)")

@@ -50,7 +50,7 @@ def stage_speeds(folder: Path) -> dict:
     from spermtrack.io.video import VideoReader
     from spermtrack.detect.blob import BlobDetector
     from spermtrack.detect.enhance import evidence_map
-    from spermtrack.tracker.pipeline import stream_video
+    from spermtrack.pipeline.stream import stream_video
 
     video = folder / f"{folder.name}.mp4"
     res = stream_video(video, detector=BlobDetector())
@@ -66,7 +66,7 @@ def stage_speeds(folder: Path) -> dict:
 
 
 def analyze_in_process(folder: Path, out: Path) -> tuple[float, dict]:
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
     from spermtrack.config import Config
 
     cfg = Config().replace("report", annotated_video=False)

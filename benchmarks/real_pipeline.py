@@ -11,7 +11,7 @@ video 11 (writes benchmarks/results/real_pipeline.md).
    rows included, as ``spermtrack visem`` evaluates them) against the official sperm-class gt
    tracks ``gt/video11_gt_mot.txt.gz`` (55 tracks), with every predicted and true box replaced by a
    22x22 box at its centre (so the score measures centres and identities, not box sizes);
-   TrackEval via :func:`spermtrack.tracker.metrics.evaluate_tracks`, IoU 0.5.
+   TrackEval via :func:`spermtrack.evaluate.metrics.evaluate_tracks`, IoU 0.5.
 3. The track count against the 55 true tracks, and the grade mix (progressive / non-progressive /
    immotile %) of our tracks against the SAME grader run on the true tracks:
    :func:`spermtrack.kinematics.compute_track_metrics` + ``summarize_motility`` with the run's own
@@ -141,7 +141,7 @@ def _load() -> str:
 
 
 def sperm_tracks(tracks: pd.DataFrame) -> pd.DataFrame:
-    from spermtrack.analyze import sperm_only
+    from spermtrack.pipeline.analyze import sperm_only
 
     return sperm_only(tracks)[0]
 
@@ -161,7 +161,7 @@ def clip(tracks: pd.DataFrame, first: int) -> pd.DataFrame:
 
 
 def tracking_scores(gt: pd.DataFrame, pred: pd.DataFrame, n_frames: int) -> dict:
-    from spermtrack.tracker.metrics import evaluate_tracks
+    from spermtrack.evaluate.metrics import evaluate_tracks
 
     return evaluate_tracks(rd.with_fixed_boxes(gt, BOX_PX), eval_positions(pred), n_frames=n_frames)
 

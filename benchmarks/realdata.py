@@ -141,12 +141,12 @@ def match_frame(pred_xy: np.ndarray, truth: Truth, max_dist_px: float = MATCH_PX
                 ignore_cls: Sequence[int] = (CLUSTER, PINHEAD)) -> MatchCounts:
     """Match predicted centres to the sperm heads of one frame (Hungarian, <= ``max_dist_px``).
 
-    Sperm heads are matched first (one to one, :func:`spermtrack.tracker.detmetrics.match_centres`).
+    Sperm heads are matched first (one to one, :func:`spermtrack.evaluate.detmetrics.match_centres`).
     A prediction left unmatched whose centre lies inside an ignored object's box or within
     ``max_dist_px`` of its centre is *ignored* (neither TP nor FP; several may sit on one cluster).
     Ignored objects do not count towards recall.
     """
-    from spermtrack.tracker.detmetrics import match_centres
+    from spermtrack.evaluate.detmetrics import match_centres
 
     pred_xy = np.asarray(pred_xy, np.float64).reshape(-1, 2)
     sperm = truth.cls == SPERM

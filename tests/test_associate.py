@@ -15,7 +15,7 @@ from spermtrack.errors import ParameterError
 from spermtrack.io.mot import read_mot, write_mot_detections
 from spermtrack.tracker import kalman
 from spermtrack.tracker.associate import SpermTracker, TrackerParams, track_detections
-from spermtrack.tracker.metrics import evaluate_tracks
+from spermtrack.evaluate.metrics import evaluate_tracks
 from spermtrack.types import Detections
 
 FPS = 50.0

@@ -42,7 +42,7 @@ def test_batch_on_a_two_worker_local_cluster_resumes_and_reports_failures(videos
         meta = json.loads((out / v.stem / "summary.json").read_text())
         assert meta["status"] == "complete" and meta["calibration"]["um_per_px"] == 0.5
     # the same results as a plain analyze of one video (workers run the same code)
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
 
     ref = analyze_video(vids[0], root / "ref", um_per_px=0.5, progress=False)
     pd.testing.assert_frame_equal(pd.read_csv(out / vids[0].stem / "kinematics.csv"),

@@ -14,7 +14,7 @@ from conftest import shared_file
 from spermtrack.detect.blob import BlobDetector
 from spermtrack.detect.calibrate import calibrate, two_component_fit
 from spermtrack.synth import render_frame, simulate_cells
-from spermtrack.tracker.detmetrics import detection_scores, truth_frames
+from spermtrack.evaluate.detmetrics import detection_scores, truth_frames
 
 
 def _clip(seed=5, um_per_px=0.5, look="visem", difficulty="medium", size=(480, 360)):
@@ -171,7 +171,7 @@ def test_polarity_option_on_every_command(command):
 
 
 def test_polarity_in_the_config_is_checked():
-    from spermtrack.analyze import check_config
+    from spermtrack.pipeline.analyze import check_config
     from spermtrack.config import Config
     from spermtrack.errors import ParameterError
 

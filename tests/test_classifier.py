@@ -172,7 +172,7 @@ def test_default_keeps_classic_phantom_heads(difficulty):
     the default detector with the classifier >= 0.9 x recall without it on a small clip."""
     from spermtrack.detect.blob import BlobDetector
     from spermtrack.synth import render_frame, simulate_cells
-    from spermtrack.tracker.detmetrics import detection_scores, truth_frames
+    from spermtrack.evaluate.detmetrics import detection_scores, truth_frames
 
     scene = simulate_cells(seconds=0.4, fps=50, cells=40, seed=777, difficulty=difficulty, width=320, height=240,
                            look="classic")

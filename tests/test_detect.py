@@ -17,7 +17,7 @@ import pytest
 from spermtrack.cli.main import main
 from spermtrack.synth import generate, render_frame, simulate_cells
 from spermtrack.detect.blob import BlobDetector
-from spermtrack.tracker.detmetrics import (average_precision, detection_scores, match_centres,
+from spermtrack.evaluate.detmetrics import (average_precision, detection_scores, match_centres,
                                            truth_frames)
 from spermtrack.types import Detections
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import shared_file
 
 from spermtrack.errors import InputFileError, ParameterError
-from spermtrack.tracker.metrics import (
+from spermtrack.evaluate.metrics import (
     COUNT_KEYS,
     SCORE_KEYS,
     box_iou_ltwh,

@@ -23,7 +23,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analysed(clip, tmp_path_factory):
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
 
     out = tmp_path_factory.mktemp("out")
     return analyze_video(clip / f"{clip.name}.mp4", out, um_per_px=0.5, progress=False, truth=clip)
@@ -33,7 +33,7 @@ def test_streaming_pass_equals_detect_then_track(clip):
     from spermtrack.io.video import VideoReader
     from spermtrack.tracker.associate import SpermTracker
     from spermtrack.detect.blob import BlobDetector
-    from spermtrack.tracker.pipeline import stream_video
+    from spermtrack.pipeline.stream import stream_video
 
     video = clip / f"{clip.name}.mp4"
     res = stream_video(video, detector=BlobDetector(), chunk_frames=16)
@@ -51,7 +51,7 @@ def test_streaming_pass_equals_detect_then_track(clip):
 
 def test_reid_hook_gets_the_current_frame(clip):
     from spermtrack.detect.blob import BlobDetector
-    from spermtrack.tracker.pipeline import stream_video
+    from spermtrack.pipeline.stream import stream_video
 
     seen = []
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spermtrack.plausibility import plausibility_warnings
+from spermtrack.pipeline.plausibility import plausibility_warnings
 
 
 def _tracks(n_cells: int, n_frames: int, track_len: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from spermtrack.synth import generate
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
 
     root = tmp_path_factory.mktemp("rep")
     folder = generate(root / "data", videos=1, seconds=1.2, cells=8, seed=11, width=320, height=240,
@@ -193,7 +193,7 @@ def test_gallery_picks_spread_over_grades():
 
 def test_empty_analysis_still_reports(tmp_path):
     """A video where nothing is detected: a clear error when the scale must be estimated."""
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
     from spermtrack.errors import InputFileError
     from spermtrack.io.video import VideoWriter
 

@@ -141,7 +141,7 @@ def test_pooled_sample(tmp_path):
 
 
 def test_pooled_sample_as_sample_py_writes_it(tmp_path):
-    """The shape ``spermtrack.sample.pool_sample`` writes: flat fields, a calibration whose
+    """The shape ``spermtrack.pipeline.sample.pool_sample`` writes: flat fields, a calibration whose
     differing values are None, alias keys in the distribution, a concentration over fields of
     different depths, the indicative morphology."""
     from spermtrack.kinematics.summary import kinematics_distribution

@@ -155,7 +155,7 @@ def test_concentration_is_absent_without_a_chamber_depth(clip, tmp_path, capsys)
 
 @pytest.mark.parametrize("difficulty,cells,seed", [("medium", 30, 1), ("hard", 30, 2)])
 def test_concentration_within_10pct_of_the_phantom_truth(tmp_path, difficulty, cells, seed):
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
     from spermtrack.config import Config
 
     f = generate(tmp_path, videos=1, seconds=2.0, cells=cells, seed=seed, write_images=False,

@@ -15,7 +15,7 @@ def build_config(config_path: Path | None, *, detector: str | None = None, weigh
                  segmenter_weights: Path | None = None, preset: str | None = None, aggregate: str | None = None,
                  no_video: bool = False, polarity: str | None = None, chamber_depth_um: float | None = None):
     """The run's :class:`~spermtrack.config.Config`: the file's (or the defaults), then the options."""
-    from spermtrack.analyze import check_config
+    from spermtrack.pipeline.analyze import check_config
     from spermtrack.config import Config
 
     cfg = Config.load(config_path) if config_path is not None else Config()
@@ -46,7 +46,7 @@ def build_config(config_path: Path | None, *, detector: str | None = None, weigh
 
 def print_result(res) -> None:
     """The summary lines of one analysed video (stdout)."""
-    from spermtrack.io.export import summary_lines
+    from spermtrack.pipeline.results import summary_lines
 
     cal = res.meta["calibration"]
     for line in summary_lines(res.summary, cal["um_per_px"], cal["um_per_px_source"]):
@@ -55,14 +55,6 @@ def print_result(res) -> None:
     click.echo(f"  {res.meta['n_frames_analysed']} frames at {cal['fps']:g} fps ({cal['fps_source']}), "
                f"{t['stream_frames_per_s']:.0f} frames/s streaming, {t['total_s']:.1f} s in all")
     click.echo(f"wrote {res.out_dir}/ (report: {res.out_dir / 'report.html'})")
-
-
-def unique_out_dirs(videos: list[Path], out: Path) -> dict[Path, Path]:
-    """``OUT/<stem>`` per video; two videos with the same stem get ``<parent>_<stem>``."""
-    stems: dict[str, int] = {}
-    for v in videos:
-        stems[v.stem] = stems.get(v.stem, 0) + 1
-    return {v: out / (f"{v.parent.name}_{v.stem}" if stems[v.stem] > 1 else v.stem) for v in videos}
 
 
 _COMMON = [
@@ -127,8 +119,8 @@ def pool_if_sample(sample: str | None, field_dirs: list[Path], out: Path, *, sam
     """With ``--sample NAME``: pool the complete field folders into OUT/NAME/ and print the result."""
     if sample is None:
         return
-    from spermtrack.io.export import summary_lines
-    from spermtrack.sample import pool_sample
+    from spermtrack.pipeline.results import summary_lines
+    from spermtrack.pipeline.sample import pool_sample
 
     res = pool_sample(field_dirs, out, sample, sample_id=sample_id, patient_id=patient_id)
     click.echo(f"sample {sample}: {len(res.fields)} field(s) pooled")
@@ -152,7 +144,7 @@ def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmen
     """Analyse VIDEO(s): tracks, CASA kinematics, WHO grades, morphology, plots, HTML and PDF reports
     in OUT/<video stem>/. A failing video is reported and the others are still analysed. With
     --sample NAME the videos are fields of one sample, pooled into OUT/NAME/."""
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video, unique_out_dirs
 
     cfg = build_config(config_path, detector=detector, weights=weights, reid_weights=reid_weights,
                        segmenter=segmenter, segmenter_weights=segmenter_weights, preset=preset,
@@ -161,7 +153,7 @@ def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmen
     dirs = unique_out_dirs(vids, out)
     sample_id = sample_id if sample_id is not None else sample
     if sample is not None:
-        from spermtrack.sample import check_sample_name
+        from spermtrack.pipeline.sample import check_sample_name
 
         check_sample_name(sample, list(dirs.values()), out)
     failed, done = [], []
@@ -194,7 +186,7 @@ def analyze(videos, out, fps, um_per_px, detector, weights, reid_weights, segmen
 def demo(out: Path, seconds: float, cells: float, seed: int, quiet: bool, _debug: bool) -> None:
     """Render a synthetic phase-contrast clip with exact truth, analyse it, and check the result
     against the truth: the first command to run on a fresh machine."""
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
     from spermtrack.config import Config
     from spermtrack.synth import generate
 

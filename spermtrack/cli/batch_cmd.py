@@ -25,7 +25,7 @@ def batch(videos, out, workers, scheduler, fps, um_per_px, detector, weights, re
     Finished videos are skipped (rerun after an interruption to resume); a failing video is
     reported and the others still run; the exit status is non-zero when any failed.
     """
-    from spermtrack.batch import run_batch
+    from spermtrack.pipeline.batch import run_batch
 
     if workers is not None and scheduler is not None:
         raise SpermtrackError("give --workers (local cluster) or --scheduler (existing cluster), not both")

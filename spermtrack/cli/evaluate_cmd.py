@@ -64,7 +64,7 @@ def evaluate(gt_path: Path, pred_path: Path, json_path: Path | None, iou_thresho
     from spermtrack import __version__
     from spermtrack.io.atomic import write_json_atomic
     from spermtrack.io.mot import read_tracks_file
-    from spermtrack.tracker.metrics import evaluate_mot_files
+    from spermtrack.evaluate.metrics import evaluate_mot_files
 
     read_tracks_file(gt_path)  # a ground truth without rows would score every tracker 0: refuse it
     res = evaluate_mot_files(gt_path, pred_path, iou_threshold=iou_threshold, n_frames=n_frames)

@@ -148,7 +148,7 @@ def kinematics(tracks: Path, fps: float, um_per_px: str, out: Path, preset: str,
 
 
 def _echo_summary(summary, scale: float, scale_source: str, out: Path) -> None:
-    from spermtrack.io.export import summary_lines
+    from spermtrack.pipeline.results import summary_lines
 
     for line in summary_lines(summary, scale, scale_source):
         click.echo(line)

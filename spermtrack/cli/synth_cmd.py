@@ -45,7 +45,7 @@ def synth(out: Path, videos: int, seconds: float, fps: float, cells: float, um_p
     with the true kinematics, grades and morphology, masks, meta.json).
     """
     from spermtrack.synth import generate
-    from spermtrack.tracker.pipeline import ProgressBar
+    from spermtrack.progress import ProgressBar
 
     t0 = time.perf_counter()
     total = videos * max(1, round(seconds * fps))

@@ -41,7 +41,7 @@ def build_report_assets(video: str | Path, out: Path, tracks: pd.DataFrame, metr
     """
     from spermtrack.report import plots as P
     from spermtrack.report.video import pick_gallery, render_pass
-    from spermtrack.tracker.pipeline import ProgressBar
+    from spermtrack.progress import ProgressBar
 
     r = cfg.report
     files, figs, timings = {}, {}, {}

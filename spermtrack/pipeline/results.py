@@ -230,7 +230,7 @@ def write_summary(out_dir: str | Path, summaries: dict, *, context: dict | None 
     """Write ``summary.csv``: every aggregation mode's summary table (column ``aggregate`` first),
     the kinematics distribution rows and the context columns (:func:`summary_frame`).
 
-    ``summary.json`` is written separately and last by :func:`spermtrack.analyze.analyze_video`,
+    ``summary.json`` is written separately and last by :func:`spermtrack.pipeline.analyze.analyze_video`,
     so its presence with ``"status": "complete"`` marks a finished analysis (batch runs resume on it).
     """
     return write_csv_atomic(Path(out_dir) / "summary.csv",

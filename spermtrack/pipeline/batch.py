@@ -1,7 +1,7 @@
 """Many videos on Dask distributed: a local cluster by default, or an existing one by address.
 
 - One task per video (:func:`analyze_task`), each writing its own ``OUT/<stem>/`` folder with
-  :func:`spermtrack.analyze.analyze_video`; tasks never share files.
+  :func:`spermtrack.pipeline.analyze.analyze_video`; tasks never share files.
 - **Resumable**: a video whose folder already holds a complete analysis (``summary.json`` with
   ``"status": "complete"``, written last) is skipped; rerun the same command after an
   interruption and only the unfinished videos run.
@@ -43,7 +43,7 @@ def _record(video: Path, out_dir: Path, status: str, meta: dict | None = None, s
 def analyze_task(video: str, out_dir: str, config: dict, fps: float | None, um_per_px,
                  ids: dict | None = None) -> dict:
     """Analyse one video (runs on a worker); never raises: errors come back as a record."""
-    from spermtrack.analyze import analyze_video
+    from spermtrack.pipeline.analyze import analyze_video
     from spermtrack.config import Config
 
     t0 = time.perf_counter()
@@ -88,20 +88,20 @@ def run_batch(videos: list[str | Path], out: str | Path, *, config=None, fps: fl
             ``<parent>_<stem>`` folders).
         out: output root.
         config: :class:`~spermtrack.config.Config` for every video.
-        fps, um_per_px: as for :func:`spermtrack.analyze.analyze_video` (shared by all videos).
+        fps, um_per_px: as for :func:`spermtrack.pipeline.analyze.analyze_video` (shared by all videos).
         workers: worker processes of the local cluster (default 2).
         scheduler: ``tcp://HOST:PORT`` of an existing cluster (then ``workers`` is ignored);
             its workers must see the same paths.
         echo: where one line per finished video goes.
         sample_id, patient_id: recorded in every video's results.
         sample: the name of the sample these videos are fields of (checked here not to clash
-            with a video's folder; pooling is :func:`spermtrack.sample.pool_sample`).
+            with a video's folder; pooling is :func:`spermtrack.pipeline.sample.pool_sample`).
 
     Returns:
         The batch table (:data:`BATCH_COLUMNS`), also written to ``out/batch_summary.csv``.
     """
-    from spermtrack.analyze import check_config, is_complete
-    from spermtrack.cli.analyze_cmd import unique_out_dirs
+    from spermtrack.pipeline.analyze import check_config, is_complete
+    from spermtrack.pipeline.analyze import unique_out_dirs
     from spermtrack.config import Config
     from spermtrack.io.atomic import write_csv_atomic
 
@@ -115,7 +115,7 @@ def run_batch(videos: list[str | Path], out: str | Path, *, config=None, fps: fl
         raise ParameterError("no video given")
     dirs = unique_out_dirs(vids, out.resolve())
     if sample is not None:
-        from spermtrack.sample import check_sample_name
+        from spermtrack.pipeline.sample import check_sample_name
 
         check_sample_name(sample, list(dirs.values()), out.resolve())
     ids = {"sample_id": sample_id, "patient_id": patient_id}

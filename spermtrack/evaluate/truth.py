@@ -59,7 +59,7 @@ def check_against_truth(folder: str | Path, tracks: pd.DataFrame, summary, *, mi
         scores are percentages.
     """
     from spermtrack.io.mot import read_mot
-    from spermtrack.tracker.metrics import evaluate_tracks
+    from spermtrack.evaluate.metrics import evaluate_tracks
     from spermtrack.tracker.refine import smoothed_boxes
 
     folder = Path(folder)

@@ -113,7 +113,7 @@ def pool_sample(field_dirs: list[str | Path], out_root: str | Path, name: str, *
         ParameterError: a bad name, no field, or fields graded with different presets.
     """
     from spermtrack.io.atomic import commit_run_folder, start_run_folder, write_csv_atomic, write_json_atomic
-    from spermtrack.io.export import software_versions, summary_frame, who_comparison
+    from spermtrack.pipeline.results import software_versions, summary_frame, who_comparison
     from spermtrack.kinematics import summarize_motility
     from spermtrack.kinematics.summary import kinematics_distribution
     from spermtrack.morphology.morphometry import morphology_summary
