@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spermtrack.errors import InputFileError
+from spermtrack.errors import InputFileError, ParameterError
 from spermtrack.io.atomic import write_json_atomic
 
 
@@ -195,3 +195,43 @@ def _build(cls, data: dict, source: str, prefix: str):
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def check_config(cfg: Config) -> Config:
+    """Check the types and ranges of a configuration before any work (a typo in a config file
+    must fail at once, not after an hour of decoding)."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        for f in dataclasses.fields(sub):
+            v = getattr(sub, f.name)
+            want = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            ok = {"int": isinstance(v, int) and not isinstance(v, bool),
+                  "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+                  "bool": isinstance(v, bool), "str": isinstance(v, str),
+                  "str | None": v is None or isinstance(v, str),
+                  "int | None": v is None or (isinstance(v, int) and not isinstance(v, bool)),
+                  "float | None": v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                  }.get(want, True)
+            if not ok:
+                raise ParameterError(f"config {section.name}.{f.name}={v!r} must be of type {want}")
+    from spermtrack.kinematics import get_preset
+    from spermtrack.types import check_positive
+
+    get_preset(cfg.kinematics.preset)
+    if cfg.kinematics.aggregate not in ("track", "window"):
+        raise ParameterError(f"config kinematics.aggregate={cfg.kinematics.aggregate!r} must be 'track' or 'window'")
+    if cfg.detect.detector not in ("blob", "yolo"):
+        raise ParameterError(f"config detect.detector={cfg.detect.detector!r} must be 'blob' or 'yolo'")
+    if cfg.detect.polarity not in ("auto", "bright", "dark"):
+        raise ParameterError(f"config detect.polarity={cfg.detect.polarity!r} must be 'auto', 'bright' or 'dark'")
+    check_positive("kinematics.min_duration_s", cfg.kinematics.min_duration_s, 0.0, 3600.0)
+    check_positive("kinematics.aggregate_window_s", cfg.kinematics.aggregate_window_s, 0.01, 3600.0)
+    check_positive("video.chunk_frames", cfg.video.chunk_frames, 1, 4096)
+    check_positive("report.trail_s", cfg.report.trail_s, 0.0, 60.0)
+    check_positive("track.confirm_s", cfg.track.confirm_s, 0.0, 10.0)
+    check_positive("track.delete_after_s", cfg.track.delete_after_s, 0.0, 60.0)
+    check_positive("track.max_speed_px_frame", cfg.track.max_speed_px_frame, 0.5, 1000.0)
+    from spermtrack.kinematics.concentration import check_chamber_depth
+
+    check_chamber_depth(cfg.sample.chamber_depth_um)
+    return cfg

@@ -171,7 +171,7 @@ def test_polarity_option_on_every_command(command):
 
 
 def test_polarity_in_the_config_is_checked():
-    from spermtrack.pipeline.analyze import check_config
+    from spermtrack.config import check_config
     from spermtrack.config import Config
     from spermtrack.errors import ParameterError
 

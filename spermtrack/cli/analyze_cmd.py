@@ -15,7 +15,7 @@ def build_config(config_path: Path | None, *, detector: str | None = None, weigh
                  segmenter_weights: Path | None = None, preset: str | None = None, aggregate: str | None = None,
                  no_video: bool = False, polarity: str | None = None, chamber_depth_um: float | None = None):
     """The run's :class:`~spermtrack.config.Config`: the file's (or the defaults), then the options."""
-    from spermtrack.pipeline.analyze import check_config
+    from spermtrack.config import check_config
     from spermtrack.config import Config
 
     cfg = Config.load(config_path) if config_path is not None else Config()

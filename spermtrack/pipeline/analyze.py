@@ -21,7 +21,6 @@ warning on stderr and in the report).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import os
 import sys
@@ -32,7 +31,8 @@ from typing import Callable
 
 import pandas as pd
 
-from spermtrack.config import Config
+from spermtrack.config import Config, check_config
+from spermtrack.pipeline.stages import make_detector, tracker_params
 from spermtrack.errors import InputFileError, ParameterError, VideoError, user_message
 from spermtrack.types import OTHER_CLS, check_positive
 
@@ -81,45 +81,6 @@ def is_complete(folder: str | Path) -> bool:
         return False
 
 
-def check_config(cfg: Config) -> Config:
-    """Check the types and ranges of a configuration before any work (a typo in a config file
-    must fail at once, not after an hour of decoding)."""
-    for section in dataclasses.fields(cfg):
-        sub = getattr(cfg, section.name)
-        for f in dataclasses.fields(sub):
-            v = getattr(sub, f.name)
-            want = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            ok = {"int": isinstance(v, int) and not isinstance(v, bool),
-                  "float": isinstance(v, (int, float)) and not isinstance(v, bool),
-                  "bool": isinstance(v, bool), "str": isinstance(v, str),
-                  "str | None": v is None or isinstance(v, str),
-                  "int | None": v is None or (isinstance(v, int) and not isinstance(v, bool)),
-                  "float | None": v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                  }.get(want, True)
-            if not ok:
-                raise ParameterError(f"config {section.name}.{f.name}={v!r} must be of type {want}")
-    from spermtrack.kinematics import get_preset
-
-    get_preset(cfg.kinematics.preset)
-    if cfg.kinematics.aggregate not in ("track", "window"):
-        raise ParameterError(f"config kinematics.aggregate={cfg.kinematics.aggregate!r} must be 'track' or 'window'")
-    if cfg.detect.detector not in ("blob", "yolo"):
-        raise ParameterError(f"config detect.detector={cfg.detect.detector!r} must be 'blob' or 'yolo'")
-    if cfg.detect.polarity not in ("auto", "bright", "dark"):
-        raise ParameterError(f"config detect.polarity={cfg.detect.polarity!r} must be 'auto', 'bright' or 'dark'")
-    check_positive("kinematics.min_duration_s", cfg.kinematics.min_duration_s, 0.0, 3600.0)
-    check_positive("kinematics.aggregate_window_s", cfg.kinematics.aggregate_window_s, 0.01, 3600.0)
-    check_positive("video.chunk_frames", cfg.video.chunk_frames, 1, 4096)
-    check_positive("report.trail_s", cfg.report.trail_s, 0.0, 60.0)
-    check_positive("track.confirm_s", cfg.track.confirm_s, 0.0, 10.0)
-    check_positive("track.delete_after_s", cfg.track.delete_after_s, 0.0, 60.0)
-    check_positive("track.max_speed_px_frame", cfg.track.max_speed_px_frame, 0.5, 1000.0)
-    from spermtrack.kinematics.concentration import check_chamber_depth
-
-    check_chamber_depth(cfg.sample.chamber_depth_um)
-    return cfg
-
-
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,29 +89,6 @@ def _check_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise InputFileError(folder, f"output folder cannot be written ({err.strerror or err})") from None
-
-
-def _make_detector(cfg: Config):
-    from spermtrack.detect.factory import make_detector
-
-    d, e = cfg.detect, cfg.enhance
-    if d.detector == "blob":
-        return make_detector("blob", enhance=e.enabled, polarity=d.polarity, classifier=d.classifier,
-                             score_threshold=d.threshold_z, head_length_px=d.head_length_px)
-    if d.weights and not Path(d.weights).is_file():
-        raise InputFileError(d.weights, "detector weights not found")
-    from spermtrack.detect.enhance import HLDNBM
-
-    return make_detector("yolo", weights=d.weights, enhance=e.enabled, polarity=d.polarity, tile_px=d.tile_px,
-                         overlap=d.tile_overlap, conf=d.conf_threshold, full_frame=d.full_frame_pass,
-                         enhancer=HLDNBM(e.window_px, e.scale_floor, e.z_clip))
-
-
-def _tracker_params(cfg: Config):
-    from spermtrack.tracker.associate import TrackerParams
-
-    t = cfg.track
-    return TrackerParams(confirm_s=t.confirm_s, max_age_s=t.delete_after_s, max_gate_px=t.max_speed_px_frame)
 
 
 #: length of a sperm head (um) that the detector's measured head core is taken to be
@@ -304,7 +242,7 @@ def analyze_video(video: str | Path, out_root: str | Path, *, config: Config | N
     warnings = list(meta_v.warnings)
     for w in warnings:
         echo(f"warning: {video.name}: {w}")
-    detector = _make_detector(cfg)
+    detector = make_detector(cfg)
     embedder = None
     if cfg.track.reid_weights:
         from spermtrack.tracker.reid import load_embedder
@@ -370,7 +308,7 @@ def _analyze_into(out: Path, video: Path, cfg: Config, meta_v, detector, embedde
     bar = ProgressBar(video.name, enabled=progress)
     try:
         res = stream_video(video, detector=detector, fps=fps, chunk_frames=cfg.video.chunk_frames,
-                           tracker_params=_tracker_params(cfg), embedder=embedder, progress=bar, meta=meta_v)
+                           tracker_params=tracker_params(cfg), embedder=embedder, progress=bar, meta=meta_v)
     finally:
         bar.close()
     fps_used = res.meta.fps

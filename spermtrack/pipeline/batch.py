@@ -100,7 +100,8 @@ def run_batch(videos: list[str | Path], out: str | Path, *, config=None, fps: fl
     Returns:
         The batch table (:data:`BATCH_COLUMNS`), also written to ``out/batch_summary.csv``.
     """
-    from spermtrack.pipeline.analyze import check_config, is_complete
+    from spermtrack.config import check_config
+    from spermtrack.pipeline.analyze import is_complete
     from spermtrack.pipeline.analyze import unique_out_dirs
     from spermtrack.config import Config
     from spermtrack.io.atomic import write_csv_atomic
