@@ -25,7 +25,7 @@ import click
 
 from spermtrack.cli.analyze_cmd import _common, build_config
 from spermtrack.errors import InputFileError, SpermtrackError, user_message
-from spermtrack.evaluate.visem import (
+from spermtrack.pipeline.visem import (
     DEFAULT_CLINICAL,
     GT_FALLBACK_UM_PER_PX,
     evaluate_gt_video,

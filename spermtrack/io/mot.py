@@ -397,3 +397,13 @@ def _data_line(path: Path, header_line: int, row: int) -> int:
                 if n == row:
                     return lineno
     return header_line + 1 + row
+
+
+def read_tracks(path: str | os.PathLike) -> pd.DataFrame:
+    """A Tracks table (``track_id, frame`` 0-based, ``x, y, w, h`` px, ``conf, cls``, extra
+    columns kept) from a Tracks CSV (e.g. an analysis' ``tracks.csv``) or a MOTChallenge file:
+    :func:`read_tracks_file` without the format tag."""
+    from spermtrack.types import make_tracks
+
+    table, kind = read_tracks_file(path)
+    return table if kind == "mot" else make_tracks(table, source=str(path))
