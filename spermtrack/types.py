@@ -8,11 +8,15 @@
   or rename the core ones.
 - :class:`VideoMeta`: what the container says about a video (and how far to trust it).
 - :class:`Calibration`: ``um_per_px`` and ``fps`` with where each came from; every output
-  records it.
+  records it. :data:`UM_PER_PX_RANGE` and :data:`FPS_RANGE` are the one definition of the values
+  accepted for them anywhere (:func:`check_um_per_px`, :func:`check_fps`).
+- :func:`check_positive`, :func:`ranged` and :func:`check_ranges`: range checks of parameters,
+  a dataclass field declaring its own range.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from spermtrack.errors import InputFileError, ParameterError
+from spermtrack.geometry import centres_to_xyxy, xyxy_centres, xyxy_sizes, xyxy_to_ltwh
 
 TRACK_COLUMNS: tuple[str, ...] = ("track_id", "frame", "x", "y", "w", "h", "conf", "cls")
 TRACK_DTYPES: dict[str, str] = {
@@ -81,22 +86,22 @@ class Detections:
         """Build from centres ``(N, 2)`` and sizes ``(N, 2)`` (or one size for all)."""
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
         wh = np.broadcast_to(np.asarray(wh, np.float64), xy.shape)
-        return cls(np.hstack([xy - wh / 2, xy + wh / 2]), conf, classes)
+        return cls(centres_to_xyxy(xy, wh), conf, classes)
 
     @property
     def centers(self) -> np.ndarray:
         """``(N, 2)`` box centres in px."""
-        return (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2.0
+        return xyxy_centres(self.xyxy)
 
     @property
     def wh(self) -> np.ndarray:
         """``(N, 2)`` box widths and heights in px."""
-        return self.xyxy[:, 2:] - self.xyxy[:, :2]
+        return xyxy_sizes(self.xyxy)
 
     @property
     def ltwh(self) -> np.ndarray:
         """``(N, 4)`` boxes as ``left, top, width, height`` (the MOT and DeepSORT convention)."""
-        return np.hstack([self.xyxy[:, :2], self.wh])
+        return xyxy_to_ltwh(self.xyxy)
 
     def select(self, mask) -> "Detections":
         return Detections(self.xyxy[mask], self.conf[mask], self.cls[mask])
@@ -182,6 +187,15 @@ class VideoMeta:
 
 CALIBRATION_SOURCES = ("user", "metadata", "estimated from head size", "dataset", "default")
 
+#: Micrometres per pixel accepted anywhere (given by a user, estimated, or read from a file):
+#: below 0.01 a pixel is finer than any light microscope resolves; above 10 a 4.5 um sperm head
+#: spans less than half a pixel.
+UM_PER_PX_RANGE: tuple[float, float] = (0.01, 10.0)
+#: Frames per second accepted anywhere (given by a user, or a container's rate trusted): from a
+#: time-lapse of one frame a second to a high-speed camera's 10000 (flagellar beat studies film
+#: at 1000-5000 frames/s).
+FPS_RANGE: tuple[float, float] = (1.0, 10000.0)
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -201,8 +215,8 @@ class Calibration:
     fps_source: str = "user"
 
     def __post_init__(self) -> None:
-        check_positive("um_per_px", self.um_per_px, 0.01, 50.0)
-        check_positive("fps", self.fps, 1.0, 10000.0)
+        check_um_per_px(self.um_per_px)
+        check_fps(self.fps)
 
     @property
     def estimated(self) -> bool:
@@ -221,3 +235,32 @@ def check_positive(name: str, value: float, lo: float, hi: float) -> float:
     if not math.isfinite(v) or not (lo <= v <= hi):
         raise ParameterError(f"{name}={value!r} is outside the sensible range [{lo}, {hi}]")
     return v
+
+
+def check_um_per_px(value, name: str = "um_per_px") -> float:
+    """``value`` as float, or :class:`ParameterError` outside :data:`UM_PER_PX_RANGE`."""
+    return check_positive(name, value, *UM_PER_PX_RANGE)
+
+
+def check_fps(value, name: str = "fps") -> float:
+    """``value`` as float, or :class:`ParameterError` outside :data:`FPS_RANGE`."""
+    return check_positive(name, value, *FPS_RANGE)
+
+
+def ranged(default, lo: float, hi: float, **kwargs):
+    """A dataclass field whose values must lie in ``[lo, hi]`` (None always passes), checked by
+    :func:`check_ranges`: the range is declared beside the default."""
+    return field(default=default, metadata={"range": (lo, hi)}, **kwargs)
+
+
+def check_ranges(obj, prefix: str = "") -> None:
+    """Check every field of the dataclass instance ``obj`` declared with :func:`ranged`.
+
+    Raises:
+        ParameterError: naming ``prefix + field``, the value and the range.
+    """
+    for f in dataclasses.fields(obj):
+        rng = f.metadata.get("range")
+        value = getattr(obj, f.name)
+        if rng is not None and value is not None:
+            check_positive(prefix + f.name, value, *rng)

@@ -207,3 +207,24 @@ def test_detect_cli_rejects_model_of_another_task(tiny_video, tmp_path, capsys):
                  "--weights", str(weights)]) == 2
     err = _error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "'classify' model" in err[0] and str(weights) in err[0], err
+
+
+def test_detect_cli_takes_the_detector_from_a_config(tiny_video, tmp_path):
+    """``--config``: the config's detect section builds the detector (as in analyze); options
+    given on the command line override it."""
+    import json
+
+    from spermtrack.io.video import VideoReader
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"detect": {"classifier": None, "polarity": "dark", "blob": {"box_margin_px": 6.0}}}))
+    out = tmp_path / "dets.txt"
+    assert main(["detect", str(tiny_video), "--out", str(out), "--config", str(cfg), "--polarity", "bright"]) == 0
+    rows = np.array([[float(v) for v in line.split(",")] for line in out.read_text().splitlines()])
+    with VideoReader(tiny_video) as reader:
+        frames = np.stack([f for _, _, f in reader.iter_frames()])
+    expected = [d.select(d.cls == 0) for d in
+                BlobDetector(classifier=None, polarity="bright", box_margin_px=6.0).detect(frames)]
+    assert len(rows) == sum(len(d) for d in expected) > 0
+    for i, d in enumerate(expected):
+        np.testing.assert_allclose(rows[rows[:, 0] == i + 1][:, 2:6], d.ltwh, atol=1e-3)

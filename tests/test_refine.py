@@ -132,3 +132,37 @@ def test_params_are_validated():
         RefineParams(max_gap_s=-1).validate()
     with pytest.raises(ParameterError):
         refine_tracks(tracks_from({1: (np.arange(3), np.zeros((3, 2)))}), 0.0)
+
+
+def test_refine_params_name_the_field_on_construction():
+    from spermtrack.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"accel_sigma_px_s2=0 is outside"):
+        RefineParams(accel_sigma_px_s2=0)
+    with pytest.raises(ParameterError, match=r"fps=50000 is outside"):
+        refine_tracks(tracks_from({1: (np.arange(3), np.zeros((3, 2)))}), 50000)
+
+
+def test_track_cli_takes_tracker_and_refine_parameters_from_a_config(tmp_path):
+    """``spermtrack track --config``: the track section feeds the tracker, the refinement and
+    whether to stitch; the sidecar records them."""
+    import json
+
+    from spermtrack.cli.main import main
+    from spermtrack.io.mot import write_mot_detections
+    from spermtrack.types import Detections
+
+    f = np.arange(40)
+    dets = {int(k): Detections.from_centers([[50 + 3.0 * k, 100.0]], 20.0) for k in f if not 18 <= k <= 20}
+    det_path = tmp_path / "dets.txt"
+    write_mot_detections(det_path, dets)
+    out = tmp_path / "t.txt"
+    assert main(["track", "--detections", str(det_path), "--out", str(out), "--fps", "50"]) == 0
+    assert pd.read_csv(tmp_path / "t.csv").interpolated.sum() == 3
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"track": {"stitch": False, "gate_chi2": 20.0, "refine": {"max_interp_gap_s": 0.0}}}))
+    assert main(["track", "--detections", str(det_path), "--out", str(out), "--fps", "50", "--config", str(cfg)]) == 0
+    assert pd.read_csv(tmp_path / "t.csv").interpolated.sum() == 0
+    meta = json.loads((tmp_path / "t.json").read_text())
+    assert meta["stitch"] is False and meta["tracker_params"]["gate_chi2"] == 20.0
+    assert meta["refine_params"]["max_interp_gap_s"] == 0.0

@@ -28,26 +28,37 @@ import click
 @click.option("--all-classes", is_flag=True,
               help="Also write candidates the classifier calls clusters (class 1) or other (class 3); "
                    "the class is in the MOT class column.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Config file (as for analyze, or a result's summary.json): its enhance and detect sections "
+                   "set the detector (every blob and YOLO parameter); options given here override it.")
 def detect(video: Path, out_path: Path, detector: str, weights: Path | None, no_enhance: bool,
            tile_px: int, conf: float | None, chunk_frames: int, polarity: str, no_classifier: bool,
-           all_classes: bool) -> None:
+           all_classes: bool, config_path: Path | None) -> None:
     """Detect sperm heads in VIDEO."""
-    from spermtrack.errors import InputFileError
+    from spermtrack.config import Config
+    from spermtrack.errors import InputFileError, ParameterError
     from spermtrack.io.mot import write_mot_detections
     from spermtrack.io.video import VideoReader, check_frame_size, probe_video
-    from spermtrack.detect.factory import make_detector
+    from spermtrack.pipeline.stages import make_detector
 
     if not video.is_file():
         raise InputFileError(video, "video file not found")
     check_frame_size(probe_video(video, scan="none"))
-    kwargs = {}
-    if detector == "yolo":
-        kwargs["tile_px"] = tile_px
-        if conf is not None:
-            kwargs["conf"] = conf
-    elif no_classifier:
-        kwargs["classifier"] = None
-    det = make_detector(detector, weights=weights, enhance=not no_enhance, polarity=polarity, **kwargs)
+    cfg = Config.load(config_path) if config_path is not None else Config()
+    given = _given_options()
+    changes = {k: v for k, v in (("detector", detector), ("tile_px", tile_px), ("polarity", polarity)) if k in given}
+    if weights is not None:
+        changes["weights"] = str(weights)
+    if conf is not None:
+        changes["conf_threshold"] = conf
+    if no_classifier:
+        changes["classifier"] = None
+    cfg = cfg.replace("detect", **changes)
+    if cfg.detect.detector == "yolo" and not cfg.detect.weights:
+        raise ParameterError("--detector yolo needs --weights W.pt (train one with `spermtrack train detector`)")
+    if no_enhance:
+        cfg = cfg.replace("enhance", enabled=False)
+    det = make_detector(cfg)
     dets = {}
     t0 = time.perf_counter()
     with VideoReader(video, chunk_frames=chunk_frames) as reader:
@@ -71,3 +82,12 @@ def detect(video: Path, out_path: Path, detector: str, weights: Path | None, no_
                    f"spreads ({cal['threshold_rule']})")
         for w in cal["warnings"]:
             click.echo(f"warning: {w}", err=True)
+
+
+def _given_options() -> set[str]:
+    """The options of the running command given on the command line (not left at their default)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}

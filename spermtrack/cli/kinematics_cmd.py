@@ -82,10 +82,10 @@ def kinematics(tracks: Path, fps: float, um_per_px: str, out: Path, preset: str,
     from spermtrack.kinematics import (compute_track_metrics, estimate_um_per_px, get_preset,
                                        round_for_csv, summarize_motility)
     from spermtrack.kinematics.casa import CSV_DECIMALS
-    from spermtrack.types import check_positive
+    from spermtrack.types import check_fps, check_positive
 
     t0 = time.perf_counter()
-    fps = check_positive("--fps", fps, 1.0, 10000.0)
+    fps = check_fps(fps, "--fps")
     if out.suffix.lower() != ".csv":
         raise ParameterError(f"--out must end in .csv, got {out}")
     df, fmt = read_tracks_file(tracks)

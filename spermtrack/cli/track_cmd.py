@@ -44,16 +44,24 @@ def _load_embedder(weights: Path | None, video: Path | None):
 @click.option("--no-stitch", is_flag=True, help="Do not join track fragments across gaps.")
 @click.option("--no-smooth", is_flag=True, help="MOT output carries measured (not smoothed) boxes.")
 @click.option("--min-conf", type=float, default=None, help="Ignore detections below this confidence.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Config file (as for analyze, or a result's summary.json): its track section sets the "
+                   "tracker and refine parameters and whether to stitch (default: the defaults).")
 def track(dets_path: Path, out_path: Path, fps: float, n_frames: int | None, video: Path | None,
-          reid_weights: Path | None, no_stitch: bool, no_smooth: bool, min_conf: float | None) -> None:
+          reid_weights: Path | None, no_stitch: bool, no_smooth: bool, min_conf: float | None,
+          config_path: Path | None) -> None:
     """Link detections into tracks (motion + optional ReID), stitch, fill gaps, smooth."""
+    from spermtrack.config import Config
     from spermtrack.io.atomic import write_csv_atomic, write_json_atomic
     from spermtrack.io.mot import read_mot_detections, write_mot
-    from spermtrack.tracker.associate import SpermTracker, TrackerParams
-    from spermtrack.tracker.refine import RefineParams, refine_tracks, smoothed_boxes
-    from spermtrack.types import check_positive
+    from spermtrack.pipeline.stages import refine_params, tracker_params
+    from spermtrack.tracker.associate import SpermTracker
+    from spermtrack.tracker.refine import refine_tracks, smoothed_boxes
+    from spermtrack.types import check_fps
 
-    fps = check_positive("fps", fps, 1.0, 10000.0)
+    fps = check_fps(fps)
+    cfg = Config.load(config_path) if config_path is not None else Config()
+    stitch = cfg.track.stitch and not no_stitch
     if out_path.suffix.lower() in (".csv", ".json"):
         raise SpermtrackError(f"--out {out_path}: give the MOT file a .txt name; the Tracks CSV and "
                               f"the JSON sidecar are written next to it with those suffixes")
@@ -61,12 +69,12 @@ def track(dets_path: Path, out_path: Path, fps: float, n_frames: int | None, vid
     if n_frames is None:
         n_frames = (max(dets) + 1) if dets else 0
     embed_fn = _load_embedder(reid_weights, video)
-    params, rparams = TrackerParams(), RefineParams()
+    params, rparams = tracker_params(cfg), refine_params(cfg)
     t0 = time.perf_counter()
     tracker = SpermTracker(fps, params=params, embed_fn=embed_fn)
     raw = tracker.run(dets, n_frames)
     t1 = time.perf_counter()
-    tracks = refine_tracks(raw, fps, stitch=not no_stitch, smooth=not no_smooth, params=rparams)
+    tracks = refine_tracks(raw, fps, stitch=stitch, smooth=not no_smooth, params=rparams)
     t2 = time.perf_counter()
     write_mot(out_path, smoothed_boxes(tracks))
     csv_path = out_path.with_suffix(".csv")
@@ -77,7 +85,7 @@ def track(dets_path: Path, out_path: Path, fps: float, n_frames: int | None, vid
         "n_tracks": int(tracks["track_id"].nunique()) if len(tracks) else 0,
         "n_online_tracks": int(raw["track_id"].nunique()) if len(raw) else 0,
         "n_interpolated_rows": int(tracks["interpolated"].sum()) if len(tracks) else 0,
-        "stitch": not no_stitch, "smooth": not no_smooth,
+        "stitch": stitch, "smooth": not no_smooth,
         "reid": embed_fn is not None, "n_embeddings_computed": tracker.n_embeddings_computed,
         "tracker_params": dataclasses.asdict(params), "refine_params": dataclasses.asdict(rparams),
         "online_s": round(t1 - t0, 3), "refine_s": round(t2 - t1, 3),

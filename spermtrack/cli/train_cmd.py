@@ -57,8 +57,9 @@ def train_detector_cmd(data, out_dir, model, epochs, imgsz, tile, batch, enhance
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Output weights (.pt).")
 @click.option("--epochs", type=_POSITIVE, default=10, show_default=True, help="Training epochs.")
-@click.option("--ids-per-batch", type=_POSITIVE, default=16, show_default=True, help="Track ids per batch.")
-@click.option("--crops-per-id", type=_POSITIVE, default=4, show_default=True, help="Crops of each id per batch.")
+@click.option("--ids-per-batch", type=click.IntRange(min=2), default=16, show_default=True, help="Track ids per batch.")
+@click.option("--crops-per-id", type=click.IntRange(min=2), default=4, show_default=True,
+              help="Crops of each id per batch (batch-hard mining needs 2 or more).")
 @click.option("--crops-per-track", type=_POSITIVE, default=16, show_default=True,
               help="Crops taken from each track.")
 @click.option("--device", default=None, help="cpu or cuda (default: GPU when present).")

@@ -75,7 +75,7 @@ def visem(root, out, split, clinical, tracks_from, fps, um_per_px, detector, wei
         from spermtrack.kinematics import round_for_csv
 
         if fps is not None:
-            from spermtrack.pipeline.analyze import FPS_RANGE
+            from spermtrack.types import FPS_RANGE
             from spermtrack.types import check_positive
 
             fps = check_positive("--fps", fps, *FPS_RANGE)

@@ -12,7 +12,7 @@ per frame, batched over a stack of gray frames.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Literal, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -20,8 +20,10 @@ import numpy as np
 from spermtrack.detect.calibrate import (DetectorCalibration, calibrate, local_maxima, oriented,
                                          recalibrate_chunk, response)
 from spermtrack.errors import ParameterError
-from spermtrack.types import OTHER_CLS, Detections
-POLARITIES = ("auto", "bright", "dark")
+from spermtrack.types import OTHER_CLS, Detections, check_ranges, ranged
+
+Polarity = Literal["auto", "bright", "dark"]
+POLARITIES: tuple[str, ...] = ("auto", "bright", "dark")
 
 
 class Detector(Protocol):
@@ -58,23 +60,33 @@ class BlobParams:
         cluster_area_factor: a core larger than this many median head cores is a cluster (cls 1).
         sperm_min_prob: the classifier's sperm probability needed for class 0; other accepted
             candidates are exported as cls 3 ("other") or 1 (cluster).
+
+    Each field's sensible range is declared with it and checked on construction
+    (:class:`~spermtrack.errors.ParameterError` naming the field). The ``detect`` section of
+    :class:`~spermtrack.config.Config` feeds it: ``polarity``, ``threshold_z`` (score_threshold),
+    ``head_length_px`` and the ``detect.blob`` section (every other field, same names).
     """
 
-    polarity: str = "auto"
-    score_threshold: float | None = None
-    floor_z: float = 5.0
-    head_ratio: float = 0.25
-    min_head_level_z: float = 12.0
-    head_length_px: float | None = None
-    calib_frames: int = 16
+    polarity: Polarity = "auto"
+    score_threshold: float | None = ranged(None, 0.0, 1000.0)
+    floor_z: float = ranged(5.0, 0.0, 1000.0)
+    head_ratio: float = ranged(0.25, 0.0, 1.0)
+    min_head_level_z: float = ranged(12.0, 0.0, 1000.0)
+    head_length_px: float | None = ranged(None, 1.0, 500.0)
+    calib_frames: int = ranged(16, 1, 100000)
     recalibrate: bool = True
-    box_margin_px: float = 4.0
-    box_factor: float = 2.5
-    edge_px: float = 2.0
-    cluster_area_factor: float = 6.0
-    merge_factor: float = 1.5
-    core_window: float = 0.6
-    sperm_min_prob: float = 0.5
+    box_margin_px: float = ranged(4.0, 0.0, 1000.0)
+    box_factor: float = ranged(2.5, 0.0, 100.0)
+    edge_px: float = ranged(2.0, 0.0, 1000.0)
+    cluster_area_factor: float = ranged(6.0, 1.0, 1000.0)
+    merge_factor: float = ranged(1.5, 0.0, 100.0)
+    core_window: float = ranged(0.6, 0.01, 100.0)
+    sperm_min_prob: float = ranged(0.5, 0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.polarity not in POLARITIES:
+            raise ParameterError(f"polarity={self.polarity!r}: use one of {', '.join(POLARITIES)}")
+        check_ranges(self)
 
 
 class BlobDetector:
@@ -100,8 +112,6 @@ class BlobDetector:
         self.enhance = enhance
         p = params or BlobParams()
         self.params = BlobParams(**{**p.__dict__, **overrides}) if overrides else p
-        if self.params.polarity not in POLARITIES:
-            raise ParameterError(f"polarity={self.params.polarity!r}: use one of {', '.join(POLARITIES)}")
         self._classifier_spec = classifier
         self._classifier = None
         self.calibration: DetectorCalibration | None = None

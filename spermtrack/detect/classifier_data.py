@@ -219,11 +219,11 @@ def parse_frames(spec: str | None) -> tuple[int, int | None]:
         return 0, None
     m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", spec)
     if not m:
-        raise ParameterError(f"--frames {spec!r}: use A:B (0-based, B excluded), e.g. 0:735")
+        raise ParameterError(f"frames={spec!r}: use A:B (0-based, B excluded), e.g. 0:735")
     a = int(m.group(1)) if m.group(1) else 0
     b = int(m.group(2)) if m.group(2) else None
     if b is not None and b <= a:
-        raise ParameterError(f"--frames {spec!r}: B must be > A")
+        raise ParameterError(f"frames={spec!r}: B must be > A")
     return a, b
 
 
@@ -267,7 +267,7 @@ def match_label_set(frame: np.ndarray, label_sets: dict[int, np.ndarray]) -> int
     from scipy.spatial import cKDTree
 
     d = _plain_detector().detect(frame[None])[0]
-    pts = np.c_[(d.xyxy[:, 0] + d.xyxy[:, 2]) / 2, (d.xyxy[:, 1] + d.xyxy[:, 3]) / 2]
+    pts = d.centers
     if len(pts) < 5:  # nothing confident: the strongest third of the candidates
         c, _ = detector_candidates(frame)
         sc = np.nan_to_num(np.asarray(c["score"], float), neginf=-1e9)

@@ -15,7 +15,7 @@ def make_detector(kind: str = "blob", *, weights=None, enhance: bool = True, pol
         return BlobDetector(enhance=enhance, polarity=polarity, **kwargs)
     if kind == "yolo":
         if not weights:
-            raise ParameterError("--detector yolo needs --weights W.pt (train one with `spermtrack train detector`)")
+            raise ParameterError("the yolo detector needs weights: a .pt trained by `spermtrack train detector`")
         from spermtrack.detect.yolo import SlicedYoloDetector
 
         det = SlicedYoloDetector(weights, enhance=enhance, **kwargs)

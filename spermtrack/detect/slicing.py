@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from spermtrack.geometry import box_ios
+
 
 def tile_origins(length: int, tile: int, overlap: float) -> np.ndarray:
     """Start offsets of tiles along one axis.
@@ -42,19 +44,6 @@ def tile_grid(height: int, width: int, tile: int, overlap: float = 0.15) -> np.n
     ys = tile_origins(height, tile, overlap)
     tw, th = min(tile, width), min(tile, height)
     return np.array([(x, y, x + tw, y + th) for y in ys for x in xs], dtype=np.int64)
-
-
-def box_ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over the smaller box's area, ``(len(a), len(b))``; boxes are ``xyxy``."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    smaller = np.minimum(area_a[:, None], area_b[None, :])
-    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
 
 
 def fuse_boxes(xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray, *, ios_threshold: float = 0.6,

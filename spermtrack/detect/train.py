@@ -5,7 +5,9 @@ inference (same tile grid, same HLDNBM enhancement when asked, gray replicated t
 so the model sees at training exactly what it sees later. Full frames without enhancement are
 linked, not copied. Optional offline augmentation re-renders tiles over new Laplace backgrounds
 (:func:`~spermtrack.detect.enhance.rerender_background`). Training runs offline: a model YAML
-(no pretrained weights), ``YOLO_OFFLINE=1``, ``workers=0``, ``amp=False``, ``plots=False``.
+(no pretrained weights) with the package's offline settings
+(:func:`~spermtrack.torchutil.ultralytics_offline`, :data:`~spermtrack.torchutil.ULTRALYTICS_TRAIN_ARGS`:
+``YOLO_OFFLINE=1``, ``workers=0``, ``amp=False``, ``plots=False``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import numpy as np
 
 from spermtrack import __version__
 from spermtrack.errors import InputFileError, ParameterError
+from spermtrack.geometry import centres_to_xyxy
 from spermtrack.io.atomic import write_json_atomic, write_text_atomic
 from spermtrack.io.visem import iter_video_frames, list_video_folders, read_visem_video
 from spermtrack.detect.enhance import HLDNBM, rerender_background
 from spermtrack.detect.slicing import tile_grid
 from spermtrack.detect.yolo import collect_training_run
+from spermtrack.torchutil import ULTRALYTICS_TRAIN_ARGS, choose_device, ultralytics_offline
 from spermtrack.types import CLASS_NAMES
 
 
@@ -44,7 +48,7 @@ class DetectorTrainConfig:
         min_visible: a box cut by a tile border is kept when at least this fraction of it lies
             inside the tile.
         augment_copies: extra copies of each tile re-rendered over a new Laplace background.
-        device: ``"cpu"``, ``"0"``...; default CUDA when available.
+        device: ``"cpu"``, ``"0"``...; default the first GPU when available.
         seed: ultralytics seed and augmentation seed.
         hours: wall-clock training budget (ultralytics ``time``); when set it overrides
             ``epochs`` (ultralytics re-plans the epoch count after the first epoch).
@@ -106,7 +110,7 @@ def build_yolo_dataset(data: str | Path, out: str | Path, cfg: DetectorTrainConf
 
 def _write_frame_samples(out, split, v, f, img, cfg, enhancer, rng) -> int:
     boxes = v.boxes[v.boxes.frame == f]
-    xyxy = np.c_[boxes.x - boxes.w / 2, boxes.y - boxes.h / 2, boxes.x + boxes.w / 2, boxes.y + boxes.h / 2]
+    xyxy = centres_to_xyxy(boxes[["x", "y"]].to_numpy(), boxes[["w", "h"]].to_numpy())
     cls = boxes.cls.to_numpy()
     stem = f"{v.video_id}_frame_{f}"
     h, w = img.shape
@@ -171,16 +175,13 @@ def train_detector(data: str | Path, out: str | Path, cfg: DetectorTrainConfig |
     out = Path(out).resolve()
     t0 = time.perf_counter()
     data_yaml = build_yolo_dataset(data, out / "dataset", cfg)
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    from ultralytics import YOLO, settings
+    ultralytics_offline(training=True)
+    from ultralytics import YOLO
 
-    settings.update({"sync": False})
-    import torch
-
-    device = cfg.device or ("0" if torch.cuda.is_available() else "cpu")
+    device = choose_device(cfg.device, ultralytics=True)
     model = YOLO(cfg.model)
     model.train(data=str(data_yaml), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, device=device,
-                workers=0, amp=False, plots=False, pretrained=False, project=str(out), name="ultralytics",
+                **ULTRALYTICS_TRAIN_ARGS, project=str(out), name="ultralytics",
                 exist_ok=True, seed=cfg.seed, verbose=False, fliplr=0.5, flipud=0.5, mosaic=1.0,
                 hsv_h=0.0, hsv_s=0.0, **({"time": cfg.hours} if cfg.hours else {}))
     final = out / "detector.pt"

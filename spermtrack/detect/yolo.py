@@ -21,6 +21,7 @@ import numpy as np
 from spermtrack.errors import InputFileError
 from spermtrack.detect.enhance import HLDNBM
 from spermtrack.detect.slicing import fuse_boxes, tile_grid
+from spermtrack.torchutil import choose_device, ultralytics_offline
 from spermtrack.types import Detections
 
 
@@ -31,7 +32,7 @@ def load_yolo(weights: str | os.PathLike, task: str = "detect"):
         InputFileError: missing file, not an ultralytics checkpoint, or a model of another task
             (e.g. a segmentation model given to the detector).
     """
-    os.environ.setdefault("YOLO_OFFLINE", "1")
+    ultralytics_offline()
     path = Path(weights)
     if not path.is_file():
         raise InputFileError(path, "weights file not found (train one with `spermtrack train detector`)")
@@ -61,7 +62,8 @@ class SlicedYoloDetector:
         enhance: feed HLDNBM-enhanced frames (must match how the model was trained).
         full_frame: also run the model on the whole frame (catches objects larger than a tile).
         ios_threshold: intersection-over-smaller above which boxes from different tiles fuse.
-        device: ``"cpu"``, ``"cuda:0"``...; default: CUDA when available.
+        device: ``"cpu"``, ``"0"``, ``"cuda:0"``...; default: the first GPU when available
+            (:func:`~spermtrack.torchutil.choose_device`).
         batch_frames: frames whose tiles go in one predict call.
     """
 
@@ -78,11 +80,7 @@ class SlicedYoloDetector:
         self.enhancer = (enhancer or HLDNBM()) if enhance else None
         self.full_frame = bool(full_frame) or self.tile_px <= 0
         self.ios_threshold = float(ios_threshold)
-        if device is None:
-            import torch
-
-            device = "cuda:0" if torch.cuda.is_available() else "cpu"
-        self.device = device
+        self.device = choose_device(device, ultralytics=True)
         self.batch_frames = max(1, int(batch_frames))
         self.n_predict_calls = 0
 

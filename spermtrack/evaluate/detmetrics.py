@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from spermtrack.geometry import box_iou, centres_to_xyxy, point_box_distance
 from spermtrack.types import Detections
 
 #: A truth frame: ``xy (N, 2)`` centres px, ``xyxy (N, 4)`` boxes px, ``ignore (N,) bool``.
@@ -77,9 +78,7 @@ def _near_ignored(pred_xy: np.ndarray, ign_xyxy: np.ndarray, ignore_px: float) -
     """Bool per prediction: centre within ``ignore_px`` of an ignored box (0 inside it)."""
     if not len(ign_xyxy) or not len(pred_xy):
         return np.zeros(len(pred_xy), bool)
-    dx = np.maximum(np.maximum(ign_xyxy[None, :, 0] - pred_xy[:, None, 0], 0), pred_xy[:, None, 0] - ign_xyxy[None, :, 2])
-    dy = np.maximum(np.maximum(ign_xyxy[None, :, 1] - pred_xy[:, None, 1], 0), pred_xy[:, None, 1] - ign_xyxy[None, :, 3])
-    return (np.hypot(np.maximum(dx, 0), np.maximum(dy, 0)) <= ignore_px).any(axis=1)
+    return (point_box_distance(pred_xy, ign_xyxy) <= ignore_px).any(axis=1)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -122,17 +121,6 @@ def detection_scores(preds: Sequence[Detections], truth: Sequence[TruthFrame], *
     f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
     err = np.concatenate(errors) if errors else np.zeros(0)
     return DetectionScores(tp, fp, fn, p, r, f1, matched, float(err.mean()) if len(err) else float("nan"))
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(len(a), len(b))`` intersection over union of ``xyxy`` boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None] + ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def average_precision(preds: Sequence[Detections], truth: Sequence[TruthFrame], *, iou_threshold: float = 0.5,
@@ -204,7 +192,7 @@ def truth_frames(boxes, frames: Sequence[int], *, ignore_cls: Sequence[int] = (1
                         "track_id": np.zeros(0, np.int64)})
             continue
         x, y, w, h = (g[c].to_numpy(np.float64) for c in ("x", "y", "w", "h"))
-        out.append({"xy": np.c_[x, y], "xyxy": np.c_[x - w / 2, y - h / 2, x + w / 2, y + h / 2],
+        out.append({"xy": np.c_[x, y], "xyxy": centres_to_xyxy(np.c_[x, y], np.c_[w, h]),
                     "ignore": np.isin(g["cls"].to_numpy(), list(ignore_cls)),
                     "track_id": g["track_id"].to_numpy(np.int64)})
     return out

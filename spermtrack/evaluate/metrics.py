@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from spermtrack.errors import InputFileError, ParameterError
+from spermtrack.geometry import box_iou, centres_to_ltwh
 from spermtrack.types import make_tracks
 
 #: Keys returned by :func:`evaluate_tracks` that are counts (ints); all others are floats.
@@ -72,19 +73,9 @@ def box_iou_ltwh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Returns:
         ``(N, M)`` float64 IoU. A pair involving a box of zero area has IoU 0 (as in TrackEval).
+        (:func:`spermtrack.geometry.box_iou` with ``fmt="ltwh"``.)
     """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    a0, a1 = a[:, None, :2], a[:, None, :2] + a[:, None, 2:]
-    b0, b1 = b[None, :, :2], b[None, :, :2] + b[None, :, 2:]
-    side = np.clip(np.minimum(a1, b1) - np.maximum(a0, b0), 0.0, None)
-    inter = side[..., 0] * side[..., 1]
-    area_a = a[:, 2] * a[:, 3]
-    area_b = b[:, 2] * b[:, 3]
-    union = area_a[:, None] + area_b[None, :] - inter
-    eps = np.finfo(np.float64).eps
-    valid = (union > eps) & (area_a[:, None] > eps) & (area_b[None, :] > eps)
-    return np.where(valid, inter / np.where(valid, union, 1.0), 0.0)
+    return box_iou(a, b, fmt="ltwh")
 
 
 def _prepare(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -109,7 +100,7 @@ def _split_by_frame(tracks: pd.DataFrame, n_frames: int) -> tuple[list[np.ndarra
     n_ids = int(dense.max()) + 1 if len(dense) else 0
     xy = tracks[["x", "y"]].to_numpy(np.float64)
     wh = tracks[["w", "h"]].to_numpy(np.float64)
-    ltwh = np.hstack([xy - wh / 2.0, wh])
+    ltwh = centres_to_ltwh(xy, wh)
     bounds = np.searchsorted(tracks["frame"].to_numpy(np.int64), np.arange(n_frames + 1))
     id_list = [dense[bounds[t]:bounds[t + 1]].astype(np.int64) for t in range(n_frames)]
     box_list = [ltwh[bounds[t]:bounds[t + 1]] for t in range(n_frames)]

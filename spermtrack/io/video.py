@@ -26,13 +26,11 @@ import numpy as np
 
 from spermtrack.errors import InputFileError, ParameterError, VideoDecodeError, VideoError
 from spermtrack.io.atomic import atomic_path
-from spermtrack.types import VideoMeta
+from spermtrack.types import FPS_RANGE, VideoMeta  # FPS_RANGE: rates outside it are a container that lies
 
 #: Encoders tried in order when ``VideoWriter(codec=None)``: H.264 first, MPEG-4 Part 2 last.
 PREFERRED_CODECS: tuple[str, ...] = ("libx264", "libopenh264", "h264", "mpeg4")
 
-#: Frame rates outside this range are treated as a container that lies.
-SANE_FPS = (1.0, 1000.0)
 
 #: Relative spread of frame intervals above which a video counts as variable frame rate.
 VFR_TOLERANCE = 0.01
@@ -104,8 +102,8 @@ class VideoWriter:
                  options: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.rate = _exact_rate(fps)
-        if not (SANE_FPS[0] <= float(self.rate) <= SANE_FPS[1]):
-            raise ParameterError(f"fps={fps!r} is outside the sensible range {list(SANE_FPS)}")
+        if not (FPS_RANGE[0] <= float(self.rate) <= FPS_RANGE[1]):
+            raise ParameterError(f"fps={fps!r} is outside the sensible range {list(FPS_RANGE)}")
         self.width, self.height = int(width), int(height)
         if self.width < 2 or self.height < 2 or self.width % 2 or self.height % 2:
             raise ParameterError(f"video size {width}x{height} must be positive even numbers "
@@ -237,7 +235,7 @@ def _sane(rate) -> float | None:
         v = float(rate)
     except (TypeError, ZeroDivisionError):
         return None
-    return v if math.isfinite(v) and SANE_FPS[0] <= v <= SANE_FPS[1] else None
+    return v if math.isfinite(v) and FPS_RANGE[0] <= v <= FPS_RANGE[1] else None
 
 
 def _header_claims(container, stream) -> tuple[int, float]:

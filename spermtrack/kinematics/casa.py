@@ -20,7 +20,7 @@ from spermtrack.kinematics.drift import estimate_drift
 from spermtrack.kinematics.grading import (
     GRADES, IMMOTILE, MOTION_LAG_S, MOTION_MIN_UM_S, TIME_COLUMNS, get_preset, grade_tracks, time_fractions,
 )
-from spermtrack.types import check_positive
+from spermtrack.types import check_fps, check_positive, check_um_per_px
 
 #: Output columns, in order (KINEMATICS.md).
 METRIC_COLUMNS: tuple[str, ...] = (
@@ -98,8 +98,8 @@ def compute_track_metrics(tracks: pd.DataFrame, fps: float, um_per_px: float, *,
             names the track and frame).
         ParameterError: fps, um_per_px, window or preset out of range.
     """
-    fps = check_positive("fps", fps, 1.0, 10000.0)
-    um_per_px = check_positive("um_per_px", um_per_px, 1e-3, 1e3)
+    fps = check_fps(fps)
+    um_per_px = check_um_per_px(um_per_px)
     check_positive("min_duration_s", min_duration_s, 0.0, 1e6)
     check_positive("progression_window_s", progression_window_s, 1e-3, 1e4)
     p = get_preset(preset)

@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from spermtrack.errors import ParameterError
 from spermtrack.tracker import kalman
-from spermtrack.types import check_positive, make_tracks
+from spermtrack.types import check_fps, check_ranges, make_tracks, ranged
 
 _BIG = 1e9
 
@@ -61,30 +61,31 @@ class RefineParams:
             removed. ``min_accel_sigma_px_s2`` is the floor.
         min_accel_sigma_px_s2: floor of the per-track estimate.
         min_track_s: tracks shorter than this after stitching are dropped (0 keeps all).
+
+    Each field's sensible range is declared with it and checked on construction
+    (:class:`~spermtrack.errors.ParameterError` naming the field); the ``track.refine`` section
+    of :class:`~spermtrack.config.Config` holds the same fields.
     """
 
-    max_gap_s: float = 0.5
-    stitch_pos_sigma_px: float = 5.0
-    stitch_speed_sigma_px_s: float = 25.0
-    stitch_size_sigma: float = 0.2
-    stitch_chi2: float = 9.21
-    max_speed_px_s: float = 600.0
-    fit_s: float = 0.4
-    max_interp_gap_s: float = 0.5
-    meas_sigma_px: float | None = None
-    accel_sigma_px_s2: float | None = None
-    min_accel_sigma_px_s2: float = 500.0
-    min_track_s: float = 0.0
+    max_gap_s: float = ranged(0.5, 0.0, 3600.0)
+    stitch_pos_sigma_px: float = ranged(5.0, 1e-3, 1e4)
+    stitch_speed_sigma_px_s: float = ranged(25.0, 0.0, 1e6)
+    stitch_size_sigma: float = ranged(0.2, 0.0, 100.0)
+    stitch_chi2: float = ranged(9.21, 0.01, 1e4)
+    max_speed_px_s: float = ranged(600.0, 0.0, 1e7)
+    fit_s: float = ranged(0.4, 0.0, 60.0)
+    max_interp_gap_s: float = ranged(0.5, 0.0, 3600.0)
+    meas_sigma_px: float | None = ranged(None, 1e-3, 100.0)
+    accel_sigma_px_s2: float | None = ranged(None, 1e-3, 1e8)
+    min_accel_sigma_px_s2: float = ranged(500.0, 1e-3, 1e8)
+    min_track_s: float = ranged(0.0, 0.0, 3600.0)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
     def validate(self) -> "RefineParams":
-        for name, lo, hi in (("max_gap_s", 0.0, 3600.0), ("stitch_pos_sigma_px", 1e-3, 1e4),
-                             ("stitch_speed_sigma_px_s", 0.0, 1e6), ("stitch_chi2", 0.01, 1e4), ("stitch_size_sigma", 0.0, 100.0),
-                             ("max_speed_px_s", 0.0, 1e7), ("fit_s", 0.0, 60.0),
-                             ("max_interp_gap_s", 0.0, 3600.0), ("min_accel_sigma_px_s2", 1e-3, 1e8),
-                             ("min_track_s", 0.0, 3600.0)):
-            check_positive(name, getattr(self, name), lo, hi)
-        if self.meas_sigma_px is not None:
-            check_positive("meas_sigma_px", self.meas_sigma_px, 1e-3, 100.0)
+        """Check the ranges again (they are checked on construction); returns ``self``."""
+        check_ranges(self)
         return self
 
 
@@ -268,7 +269,7 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
     Returns:
         Tracks table with extra columns ``x_smooth, y_smooth`` (px) and ``interpolated``.
     """
-    fps = check_positive("fps", fps, 1.0, 10000.0)
+    fps = check_fps(fps)
     p = (params or RefineParams()).validate()
     t = make_tracks(tracks, source="tracks to refine")
     if stitch:

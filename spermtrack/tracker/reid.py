@@ -26,6 +26,7 @@ import pandas as pd
 
 from spermtrack import __version__
 from spermtrack.errors import InputFileError, ParameterError
+from spermtrack.torchutil import choose_device
 
 #: crop side fed to the network (px), and the default window cut around a head (px).
 INPUT_PX = 64
@@ -145,17 +146,16 @@ class Embedder:
     Args:
         weights: a ``.pt`` written by :func:`train_reid` (read by :func:`load_checkpoint`, never
             unpickling code).
-        device: ``"cpu"`` / ``"cuda"``; default CUDA when available.
+        device: ``"cpu"`` / ``"cuda"``; default CUDA when available
+            (:func:`~spermtrack.torchutil.choose_device`).
         batch: crops per forward pass.
     """
 
     def __init__(self, weights: str | Path, *, device: str | None = None, batch: int = 64):
-        import torch
-
         path = Path(weights)
         meta, state = load_checkpoint(path)
         self.meta = meta
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = choose_device(device)
         self.model = build_model(meta["embedding_dim"], 0)
         self.model.load_state_dict({k: v for k, v in state.items() if not k.startswith("classifier")})
         self.model.eval().to(self.device)
@@ -326,13 +326,14 @@ def train_reid(data: str | Path, out: str | Path, cfg: ReIDTrainConfig | None = 
 
     cfg = cfg or ReIDTrainConfig()
     if cfg.crops_per_id < 2 or cfg.ids_per_batch < 2 or cfg.epochs < 1:
-        raise ParameterError("train reid needs --crops-per-id >= 2, --ids-per-batch >= 2, --epochs >= 1")
+        raise ParameterError(f"ReID training needs crops_per_id >= 2, ids_per_batch >= 2 and epochs >= 1 (got "
+                             f"{cfg.crops_per_id}, {cfg.ids_per_batch}, {cfg.epochs})")
     t0 = time.perf_counter()
     crops, labels = collect_crops(data, cfg.crops_per_track, cfg.crop_px, cfg.seed)
     ids = np.unique(labels)
     if len(ids) < 2:
         raise InputFileError(data, "needs at least 2 tracks to train ReID")
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg.embedding_dim, int(labels.max()) + 1).to(device)
