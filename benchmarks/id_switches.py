@@ -15,7 +15,8 @@ refinement (stitching, gap filling, RTS smoothing), ours + an *oracle* appearanc
 of the true identity, computed on demand vs for every detection: shows the savings and the
 cost of on-demand embedding, not the quality of a trained ReID), deep-sort-realtime as shipped
 (motion only), ultralytics ByteTrack and BoT-SORT, trackpy ``link``, SORT. Peer configs:
-``benchmarks/configs/*.yaml``. Metrics: :func:`spermtrack.evaluate.metrics.evaluate_tracks`
+``benchmarks/configs/*.yaml``. Every tracker, ours and the peers, is a
+:class:`spermtrack.tracker.base.Tracker` driven by the same loop (:func:`drive`). Metrics: :func:`spermtrack.evaluate.metrics.evaluate_tracks`
 (TrackEval; CLEAR/Identity at IoU 0.5). frames/s is tracking only (no evaluation), one thread.
 
 Synthetic sets, through the real detector (HLDNBM + BlobDetector) with a ResNet50 ReID trained
@@ -57,9 +58,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.peers import adapters  # noqa: E402
 from spermtrack.io.atomic import write_text_atomic  # noqa: E402
 from spermtrack.io.mot import read_mot  # noqa: E402
-from spermtrack.tracker.associate import SpermTracker, TrackerParams, track_detections  # noqa: E402
+from spermtrack.tracker.associate import SpermTracker, TrackerParams  # noqa: E402
+from spermtrack.tracker.base import Tracker  # noqa: E402
 from spermtrack.evaluate.metrics import evaluate_tracks  # noqa: E402
-from spermtrack.tracker.refine import smoothed_boxes  # noqa: E402
+from spermtrack.tracker.refine import refine_tracks, smoothed_boxes  # noqa: E402
 from spermtrack.types import Detections  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "id_switches.md"
@@ -220,17 +222,27 @@ def _cfg(name: str) -> dict:
     return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
 
 
+def drive(tracker: Tracker, ds: DetectionSet) -> pd.DataFrame:
+    """The one loop every tracker runs through: push each frame's detections, read the tracks."""
+    return tracker.run(ds.dets, ds.n_frames)
+
+
 def _ours_online(ds: DetectionSet):
-    return SpermTracker(ds.fps).run(ds.dets, ds.n_frames), None
+    return drive(SpermTracker(ds.fps), ds), None
 
 
 def _ours_refined(ds: DetectionSet):
-    return smoothed_boxes(track_detections(ds.dets, ds.fps, ds.n_frames)), None
+    return smoothed_boxes(refine_tracks(drive(SpermTracker(ds.fps), ds), ds.fps)), None
 
 
 def _ours_embed(ds: DetectionSet, fn, params: TrackerParams | None = None):
-    out = track_detections(ds.dets, ds.fps, ds.n_frames, embed_fn=fn, params=params)
-    return smoothed_boxes(out), out.attrs["n_embeddings_computed"]
+    trk = SpermTracker(ds.fps, params=params, embed_fn=fn)
+    return smoothed_boxes(refine_tracks(drive(trk, ds), ds.fps)), trk.n_embeddings_computed
+
+
+def _peer(config: str) -> Callable[[DetectionSet], tuple[pd.DataFrame, None]]:
+    """A row for the peer of ``benchmarks/configs/<config>.yaml``."""
+    return lambda ds: (drive(adapters.PEERS[config](_cfg(config)), ds), None)
 
 
 def trackers_for(ds: DetectionSet) -> list[tuple[str, Callable]]:
@@ -247,11 +259,11 @@ def trackers_for(ds: DetectionSet) -> list[tuple[str, Callable]]:
         rows.append(("ours + oracle app. every det",
                      lambda d: _ours_embed(d, d.oracle_embed_fn, TrackerParams(embed_min_candidates=0))))
     rows += [
-        ("deep-sort-realtime (shipped)", lambda d: (adapters.run_deepsort_shipped(d.dets, d.n_frames, d.fps, _cfg("deepsort_shipped")), None)),
-        ("ultralytics ByteTrack", lambda d: (adapters.run_ultralytics(d.dets, d.n_frames, d.fps, _cfg("bytetrack")), None)),
-        ("ultralytics BoT-SORT", lambda d: (adapters.run_ultralytics(d.dets, d.n_frames, d.fps, _cfg("botsort")), None)),
-        ("trackpy link", lambda d: (adapters.run_trackpy(d.dets, d.n_frames, d.fps, _cfg("trackpy")), None)),
-        ("SORT", lambda d: (adapters.run_sort(d.dets, d.n_frames, d.fps, _cfg("sort")), None)),
+        ("deep-sort-realtime (shipped)", _peer("deepsort_shipped")),
+        ("ultralytics ByteTrack", _peer("bytetrack")),
+        ("ultralytics BoT-SORT", _peer("botsort")),
+        ("trackpy link", _peer("trackpy")),
+        ("SORT", _peer("sort")),
     ]
     return rows
 
@@ -261,7 +273,7 @@ def speed_check(ds: DetectionSet, repeats: int = 3) -> str:
     best = 0.0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        SpermTracker(ds.fps).run(ds.dets, ds.n_frames)
+        drive(SpermTracker(ds.fps), ds)
         best = max(best, ds.n_frames / (time.perf_counter() - t0))
     per_frame = ds.n_dets / ds.n_frames
     return (f"Online motion-only speed on `{ds.name}` ({per_frame:.0f} detections a frame, one thread, "

@@ -14,7 +14,7 @@ from spermtrack.cli.main import main
 from spermtrack.errors import ParameterError
 from spermtrack.io.mot import read_mot, write_mot_detections
 from spermtrack.tracker import kalman
-from spermtrack.tracker.associate import SpermTracker, TrackerParams, track_detections
+from spermtrack.tracker.associate import SpermTracker, TrackerParams, motion_cost, track_detections
 from spermtrack.evaluate.metrics import evaluate_tracks
 from spermtrack.types import Detections
 
@@ -183,12 +183,85 @@ def test_bad_embedder_output_is_reported():
         SpermTracker(FPS, params=TrackerParams(nn_budget=0))
 
 
-def test_update_returns_confirmed_pairs_only():
+def test_tracks_report_confirmed_tracks_only():
     trk = SpermTracker(FPS)   # confirm_s 0.06 s = 3 frames at 50 fps
     d = Detections.from_centers([[10.0, 10.0], [100.0, 100.0]], SIZE)
-    assert trk.update(0, d) == [] and trk.update(1, d) == []
-    pairs = trk.update(2, d)
-    assert sorted(p[1] for p in pairs) == [0, 1] and len({p[0] for p in pairs}) == 2
+    trk.update(d)
+    trk.update(d)
+    assert trk.tracks().empty
+    trk.update(d)
+    out = trk.tracks()
+    assert out.track_id.nunique() == 2 and len(out) == 6     # with their tentative first frames
+    assert sorted(out.frame.unique()) == [0, 1, 2]
+
+
+def test_custom_cost_plain_centre_distance_tracks_two_movers():
+    n = 60
+    gt, dets, n = scene({1: line([50, 50], [3, 1], n), 2: line([50, 300], [2, -1], n)})
+    seen = []
+
+    def centre_distance(tracks, d):
+        seen.append((tracks.centers_px.shape, len(d)))
+        return np.linalg.norm(tracks.centers_px[:, None] - d.centers[None], axis=2)
+
+    out = SpermTracker(FPS, cost=centre_distance).run(dets, n)
+    assert out.track_id.nunique() == 2 and len(out) == 2 * n
+    assert evaluate_tracks(gt, out, n_frames=n)["IDSW"] == 0
+    assert len(seen) == n - 1 and all(shape == (2, 2) and k == 2 for shape, k in seen)
+    # the cost decides: a cost that forbids every pair leaves no track to confirm
+    never = SpermTracker(FPS, cost=lambda t, d: np.full((len(t.ids), len(d)), np.inf)).run(dets, n)
+    assert never.empty
+    with pytest.raises(ParameterError, match="cost returned shape"):
+        SpermTracker(FPS, cost=lambda t, d: np.zeros((1, 1))).run(dets, n)
+
+
+def test_motion_cost_worked_values():
+    from spermtrack.tracker.associate import TrackState
+
+    one = np.ones(1)
+    t = TrackState(ids=np.array([7]), centers_px=np.zeros((1, 2)), velocities_px_frame=np.zeros((1, 2)),
+                   innovation_var_px2=4 * one, log_wh=np.log([[20.0, 20.0]]), confirmed=one > 0, misses=0 * one)
+    d = Detections.from_centers([[2.0, 0.0], [0.0, 0.0]], [[20.0, 20.0], [40.0, 20.0]])
+    # d^2/S = 4/4; 2 ln S = 2 ln 4; IoU of 20 px boxes 2 px apart = 360/440, iou term 5 (1 - 9/11)
+    # second: same centre, twice as wide: size term (ln 2 / 0.3)^2, IoU 1/2
+    want = [[1 + 2 * np.log(4) + 5 * 2 / 11, 2 * np.log(4) + (np.log(2) / 0.3) ** 2 + 5 / 2]]
+    np.testing.assert_allclose(motion_cost(t, d), want, rtol=1e-9)
+    np.testing.assert_allclose(motion_cost(t, d, TrackerParams(size_sigma=0, iou_weight=0)),
+                               [[1 + 2 * np.log(4), 2 * np.log(4)]], rtol=1e-9)
+
+
+@pytest.mark.parametrize("params", [TrackerParams(), TrackerParams(size_sigma=0.0, iou_weight=0.0)])
+def test_default_cost_is_motion_cost(params):
+    gt = read_mot(shared_file("data", "visem", "video24_gt_mot.txt"))
+    gt = gt[gt.frame < 300]
+    rng = np.random.default_rng(0)   # dense and noisy: a cost off by a little changes the tracks here
+    d = gt[rng.random(len(gt)) >= 0.08].copy()
+    d[["x", "y"]] += rng.normal(0, 2.0, (len(d), 2))
+    dets = {int(f): Detections.from_centers(g[["x", "y"]].to_numpy(), g[["w", "h"]].to_numpy())
+            for f, g in d.groupby("frame")}
+    default = SpermTracker(FPS, params=params).run(dets, 300)
+    explicit = SpermTracker(FPS, params=params, cost=lambda t, d: motion_cost(t, d, params)).run(dets, 300)
+    pd.testing.assert_frame_equal(default, explicit)
+
+
+def test_embedder_by_pixels_needs_the_image():
+    gt, dets, n = bounce_scene()
+    seen = []
+
+    def by_pixels(image, boxes):
+        seen.append((int(image[0, 0]), boxes))
+        return np.tile([[1.0, 0.0]], (len(boxes), 1)).astype(np.float32)
+
+    trk = SpermTracker(FPS, embedder=by_pixels)
+    for f in range(n):
+        trk.update(dets[f], image=np.full((4, 4), f, np.uint8))   # the image says which frame it is
+    assert trk.n_embeddings_computed > 0
+    for f, boxes in seen:                                           # boxes come with their own frame
+        assert all((np.abs(dets[f].ltwh - b).max(axis=1) < 1e-4).any() for b in boxes)
+    with pytest.raises(ParameterError, match="needs the frame's pixels"):
+        SpermTracker(FPS, embedder=by_pixels).run(dets, n)
+    with pytest.raises(ParameterError, match="not both"):
+        SpermTracker(FPS, embedder=by_pixels, embed_fn=by_pixels)
 
 
 def test_track_cli_writes_mot_csv_and_sidecar(tmp_path):

@@ -1,1 +1,2 @@
-"""Peer trackers for the ID-switch benchmark, each as ``run(dets_by_frame, n_frames, fps) -> Tracks``."""
+"""Peer trackers for the ID-switch benchmark, each a :class:`spermtrack.tracker.base.Tracker`
+(``update(detections, frame)``, ``tracks()``) built from its config in ``benchmarks/configs``."""

@@ -20,9 +20,13 @@ hits and deleted after a while unseen. What is changed, and why (details in docs
   plus ``iou_weight`` x (1 - IoU of the predicted and detected boxes), plus
   ``appearance_weight`` x cosine distance. The ``ln S`` term does what the library's matching cascade (recently seen
   tracks first) does, in one assignment instead of ``max_age`` of them.
+- **Pluggable cost** (norfair's way): ``cost(tracks, detections) -> (T, D)`` ranks the pairs
+  inside the motion gate; the default is the cost above (:func:`motion_cost`).
 - **Appearance on demand**: embeddings are computed only for detections with two or more
-  tracks in their gate (``embed_fn``), batched per frame, and counted; without ``embed_fn`` the
-  tracker is motion-only.
+  tracks in their gate (``embed_fn`` or ``embedder``), batched per frame, and counted; without
+  either the tracker is motion-only.
+- **Push**: the caller owns the frame loop (:class:`~spermtrack.tracker.base.Tracker`):
+  ``update(detections)`` per frame, ``tracks()`` for the table.
 - **Time in seconds**: confirmation and deletion are given in seconds and converted with fps.
 - Library bugs avoided: no embedder import (``pkg_resources``), zero-size boxes are fine (the
   cost uses centres), the gallery always has a budget, and ``partial_fit`` is given only targets
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,11 +46,16 @@ from scipy.optimize import linear_sum_assignment
 
 from spermtrack.errors import ParameterError
 from spermtrack.tracker import kalman
+from spermtrack.tracker.base import Tracker
 from spermtrack.types import Detections, check_positive, empty_tracks, make_tracks
 
 _BIG = 1e6
 
+#: ``embed_fn(frame_index, boxes_ltwh (K, 4)) -> (K, D)``: the hook fetches the frame's pixels itself.
 EmbedFn = Callable[[int, np.ndarray], np.ndarray]
+#: ``embed(image (H, W), boxes_ltwh (K, 4)) -> (K, D)``: the pixels come with ``update(..., image=...)``.
+PixelEmbedFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_Embed = Callable[[int, "np.ndarray | None", np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -132,35 +142,149 @@ class TrackerParams:
         return self
 
 
-def _as_embed_fn(embed_fn) -> EmbedFn | None:
-    if embed_fn is None:
+@dataclass(frozen=True)
+class TrackState:
+    """The live tracks as the association cost sees them: predicted to the current frame, one row
+    per track (``T`` rows; arrays are the cost's own copies).
+
+    Attributes:
+        ids: ``(T,)`` internal track ids (:meth:`SpermTracker.tracks` renumbers them).
+        centers_px: ``(T, 2)`` predicted head centres ``x, y`` (px).
+        velocities_px_frame: ``(T, 2)`` estimated velocities (px/frame).
+        innovation_var_px2: ``(T,)`` variance, per axis, of a detected centre about the predicted
+            one: the track's position uncertainty plus ``meas_sigma_px ** 2`` (px^2). Grows while
+            a track goes unseen.
+        log_wh: ``(T, 2)`` running log box width and height (log px).
+        confirmed: ``(T,)`` whether the track is confirmed.
+        misses: ``(T,)`` consecutive frames the track went unmatched before this one.
+    """
+
+    ids: np.ndarray
+    centers_px: np.ndarray
+    velocities_px_frame: np.ndarray
+    innovation_var_px2: np.ndarray
+    log_wh: np.ndarray
+    confirmed: np.ndarray
+    misses: np.ndarray
+
+
+#: ``cost(tracks, detections) -> (T, D)`` float array, lower = better; ``inf`` or NaN forbids a
+#: pair. Finite costs must stay well below 1e6 (the assignment's "no match" value).
+CostFn = Callable[[TrackState, Detections], np.ndarray]
+
+
+def motion_cost(tracks: TrackState, detections: Detections, params: TrackerParams | None = None) -> np.ndarray:
+    """The default association cost, ``(T, D)``: ``d^2 / S + 2 ln S`` (negative log-likelihood of
+    the detected centre under the predicted one, ``S`` = ``tracks.innovation_var_px2``) plus the
+    log-size distance ``|log wh - log wh_track|^2 / size_sigma^2`` plus ``iou_weight`` x (1 - IoU
+    of the predicted and detected boxes).
+
+    :class:`SpermTracker` without ``cost`` computes exactly this (together with its gate); call it
+    to build on it, e.g. ``cost=lambda t, d: motion_cost(t, d, params) + my_term(t, d)``.
+
+    Args:
+        tracks: the predicted tracks.
+        detections: this frame's detections.
+        params: supplies ``size_sigma`` and ``iou_weight`` (default :class:`TrackerParams`).
+    """
+    p = params or TrackerParams()
+    z, logwh = _centres_logwh(detections)
+    s = tracks.innovation_var_px2
+    _, maha = _mahalanobis(tracks.centers_px, s, tracks.log_wh, z, logwh, p.size_sigma)
+    return _motion_cost(maha, s, tracks.centers_px, tracks.log_wh, z, logwh, p.iou_weight)
+
+
+def _centres_logwh(dets: Detections) -> tuple[np.ndarray, np.ndarray]:
+    """Detected centres (px) and log box sizes (boxes under 1 px count as 1 px)."""
+    if not len(dets):
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    return dets.centers.astype(np.float64), np.log(np.maximum(dets.wh.astype(np.float64), 1.0))
+
+
+def _mahalanobis(centers: np.ndarray, s: np.ndarray, logwh_t: np.ndarray, z: np.ndarray, logwh_d: np.ndarray,
+                 size_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Squared centre distances (px^2) and the centre + log-size Mahalanobis distances, ``(T, D)``."""
+    diff = z[None, :, :] - centers[:, None, :]
+    dist2 = np.einsum("tdk,tdk->td", diff, diff)
+    maha = dist2 / s[:, None]
+    if size_sigma > 0:
+        dsz = logwh_d[None, :, :] - logwh_t[:, None, :]
+        maha = maha + np.einsum("tdk,tdk->td", dsz, dsz) / size_sigma ** 2
+    return dist2, maha
+
+
+def _motion_cost(maha: np.ndarray, s: np.ndarray, centers: np.ndarray, logwh_t: np.ndarray, z: np.ndarray,
+                 logwh_d: np.ndarray, iou_weight: float) -> np.ndarray:
+    cost = maha + 2.0 * np.log(s)[:, None]
+    if iou_weight > 0:
+        cost = cost + iou_weight * (1.0 - _centre_iou(centers, np.exp(logwh_t), z, np.exp(logwh_d)))
+    return cost
+
+
+def _method_or_callable(hook: Any, name: str, call: str) -> Callable:
+    if hasattr(hook, "embed"):
+        return hook.embed
+    if callable(hook):
+        return hook
+    raise ParameterError(f"{name} must be a callable {call} -> (K, D) array or an object with an "
+                         f".embed{call} method")
+
+
+def _embed_hook(embed_fn: Any, embedder: Any) -> _Embed | None:
+    """One internal hook ``(frame_index, image or None, boxes_ltwh)`` from either user hook."""
+    if embed_fn is not None and embedder is not None:
+        raise ParameterError("give embed_fn (by frame index) or embedder (by pixels), not both")
+    if embed_fn is not None:
+        by_index = _method_or_callable(embed_fn, "embed_fn", "(frame_index, boxes_ltwh)")
+        return lambda frame, image, boxes: by_index(frame, boxes)
+    if embedder is None:
         return None
-    if hasattr(embed_fn, "embed"):
-        return embed_fn.embed
-    if callable(embed_fn):
-        return embed_fn
-    raise ParameterError("embed_fn must be a callable (frame_index, boxes_ltwh) -> (K, D) array "
-                         "or an object with an .embed(frame_index, boxes_ltwh) method")
+    by_pixels = _method_or_callable(embedder, "embedder", "(image, boxes_ltwh)")
+
+    def embed(frame: int, image: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:
+        if image is None:
+            raise ParameterError(f"frame {frame}: the embedder needs the frame's pixels; "
+                                 f"push them with update(detections, frame, image=...)")
+        return by_pixels(image, boxes)
+    return embed
 
 
-class SpermTracker:
+class SpermTracker(Tracker):
     """Online multi-object tracker of sperm heads (motion first, appearance when ambiguous).
+
+    Push each frame's detections with :meth:`update` (frames 0, 1, 2, ... unless given), read the
+    Tracks table with :meth:`tracks`; :meth:`run` does both for a whole video.
 
     Args:
         fps: frame rate of the video; turns the seconds in ``params`` into frames.
         params: :class:`TrackerParams`.
         embed_fn: optional ``embed_fn(frame_index, boxes_ltwh (K, 4)) -> (K, D) float32``
-            L2-normalised embeddings, or an object with such an ``.embed`` method. Called only
-            for detections that have two or more tracks inside their motion gate, once per frame
-            with all of them; :attr:`n_embeddings_computed` counts the rows it returned.
+            L2-normalised embeddings, or an object with such an ``.embed`` method, for hooks that
+            fetch the frame themselves (:class:`~spermtrack.tracker.reid.VideoEmbedder`).
+        embedder: the same by pixels: ``embed(image (H, W), boxes_ltwh) -> (K, D)`` (or such a
+            callable; :class:`~spermtrack.tracker.reid.Embedder`), given the ``image`` pushed with
+            :meth:`update`. Either hook is called only for detections that have two or more tracks
+            inside their motion gate, once per frame with all of them;
+            :attr:`n_embeddings_computed` counts the rows it returned. Give one hook at most.
+        cost: the association cost ``cost(tracks: TrackState, detections) -> (T, D)`` (lower =
+            better, ``inf`` or NaN forbids a pair). It ranks the pairs inside the motion gate
+            (``gate_chi2``, ``max_gate_px``), which stays; the appearance term is added on top. None
+            (default): :func:`motion_cost` with ``params``, computed together with the gate.
 
     Example:
         >>> trk = SpermTracker(50.0)
-        >>> pairs = trk.update(0, dets)          # [(track_id, det_index), ...] confirmed only
-        >>> tracks = SpermTracker(50.0).run(dets_by_frame, n_frames)
+        >>> for dets in detections_per_frame:
+        ...     trk.update(dets)
+        >>> tracks = trk.tracks()
+        >>> tracks = SpermTracker(50.0).run(dets_by_frame, n_frames)      # the same
+        >>> centre = lambda t, d: np.linalg.norm(t.centers_px[:, None] - d.centers[None], axis=2)
+        >>> tracks = SpermTracker(50.0, cost=centre).run(dets_by_frame, n_frames)
     """
 
-    def __init__(self, fps: float, *, params: TrackerParams | None = None, embed_fn=None):
+    def __init__(self, fps: float, *, params: TrackerParams | None = None, embed_fn: EmbedFn | Any = None,
+                 embedder: PixelEmbedFn | Any = None, cost: CostFn | None = None):
+        if cost is not None and not callable(cost):
+            raise ParameterError("cost must be a callable cost(tracks, detections) -> (T, D) array")
         self.fps = check_positive("fps", fps, 1.0, 10000.0)
         self.params = (params or TrackerParams()).validate()
         p = self.params
@@ -170,7 +294,8 @@ class SpermTracker:
         self._n_init = max(2, int(round(p.confirm_s * self.fps)))
         self._max_age = max(1, int(round(p.max_age_s * self.fps)))
         self._max_gate2 = p.max_gate_px ** 2
-        self._embed = _as_embed_fn(embed_fn)
+        self._embed = _embed_hook(embed_fn, embedder)
+        self._cost = cost
         self._metric = NearestNeighborDistanceMetric("cosine", p.max_cosine_distance, int(p.nn_budget))
         self.n_embeddings_computed = 0
         self._next_id = 1
@@ -183,25 +308,29 @@ class SpermTracker:
         self._confirmed = np.zeros(0, bool)
         self._ever_confirmed: set[int] = set()
         self._gallery_ids: set[int] = set()
+        # matched detections of every frame: frame, internal track id, box, conf, cls
+        self._rec_f: list[np.ndarray] = []
+        self._rec_t: list[np.ndarray] = []
+        self._rec_box: list[np.ndarray] = []
+        self._rec_conf: list[np.ndarray] = []
+        self._rec_cls: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ online step
-    def update(self, frame_index: int, detections: Detections) -> list[tuple[int, int]]:
-        """Advance one frame: predict, associate, update, start and end tracks.
+    def _step(self, detections: Detections, frame: int, image: np.ndarray | None) -> None:
+        """Predict, associate, update, start and end tracks; remember the matched detections."""
+        tids, cols = self._associate(frame, detections, image)
+        if len(tids):
+            self._rec_f.append(np.full(len(tids), frame, np.int64))
+            self._rec_t.append(tids)
+            self._rec_box.append(detections.xyxy[cols])
+            self._rec_conf.append(detections.conf[cols])
+            self._rec_cls.append(detections.cls[cols])
 
-        Call it once per frame in order, with an empty :class:`Detections` for frames without
-        objects (time would otherwise stand still for the motion model).
-
-        Returns:
-            ``(track_id, det_index)`` for every **confirmed** track matched in this frame.
-        """
-        tids, dets_idx = self._step(int(frame_index), detections)
-        keep = np.isin(tids, self._ids[self._confirmed])
-        return list(zip(tids[keep].tolist(), dets_idx[keep].tolist()))
-
-    def _step(self, frame_index: int, dets: Detections) -> tuple[np.ndarray, np.ndarray]:
+    def _associate(self, frame_index: int, dets: Detections,
+                   image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One frame; returns ``(internal track id, det index)`` of every matched or new track."""
         kalman.predict(self._mean, self._cov, self._q)
-        z = dets.centers.astype(np.float64) if len(dets) else np.zeros((0, 2))
-        logwh = np.log(np.maximum(dets.wh.astype(np.float64), 1.0)) if len(dets) else np.zeros((0, 2))
+        z, logwh = _centres_logwh(dets)
         n_t, n_d = len(self._ids), len(z)
         row_m = np.zeros(0, np.int64)
         col_m = np.zeros(0, np.int64)
@@ -209,20 +338,18 @@ class SpermTracker:
         amb_cols = np.zeros(0, np.int64)
         if n_t and n_d:
             s = self._cov[:, 0] + self._r
-            diff = z[None, :, :] - self._mean[:, None, :2]
-            dist2 = np.einsum("tdk,tdk->td", diff, diff)
-            maha = dist2 / s[:, None]
-            if self.params.size_sigma > 0:
-                dsz = logwh[None, :, :] - self._logwh[:, None, :]
-                maha = maha + np.einsum("tdk,tdk->td", dsz, dsz) / self.params.size_sigma ** 2
+            centers = self._mean[:, :2]
+            dist2, maha = _mahalanobis(centers, s, self._logwh, z, logwh, self.params.size_sigma)
             gate = (maha <= self.params.gate_chi2) & (dist2 <= self._max_gate2)
-            cost = maha + 2.0 * np.log(s)[:, None]
-            if self.params.iou_weight > 0:
-                cost = cost + self.params.iou_weight * (1.0 - _centre_iou(self._mean[:, :2], np.exp(self._logwh), z, np.exp(logwh)))
+            if self._cost is None:
+                cost = _motion_cost(maha, s, centers, self._logwh, z, logwh, self.params.iou_weight)
+            else:
+                cost = self._custom_cost(s, dets)
+                gate &= np.isfinite(cost)
         if self._embed is not None and n_d:
             if not n_t:
                 gate, cost = np.zeros((0, n_d), bool), np.zeros((0, n_d))
-            cost, gate, feats, amb_cols = self._appearance(frame_index, dets, cost, gate)
+            cost, gate, feats, amb_cols = self._appearance(frame_index, image, dets, cost, gate)
         if n_t and n_d:
             conf_rows = np.flatnonzero(self._confirmed)
             r1, c1 = _assign(cost, gate, conf_rows, np.arange(n_d))
@@ -261,13 +388,23 @@ class SpermTracker:
             self._remember(feats, amb_cols, tids, col_m)
         return tids, col_m
 
-    def _appearance(self, frame_index: int, dets: Detections, cost, gate):
+    def _custom_cost(self, s: np.ndarray, dets: Detections) -> np.ndarray:
+        state = TrackState(ids=self._ids.copy(), centers_px=self._mean[:, :2].copy(),
+                           velocities_px_frame=self._mean[:, 2:].copy(), innovation_var_px2=s,
+                           log_wh=self._logwh.copy(), confirmed=self._confirmed.copy(), misses=self._misses.copy())
+        cost = np.array(self._cost(state, dets), dtype=np.float64)
+        if cost.shape != (len(state.ids), len(dets)):
+            raise ParameterError(f"cost returned shape {cost.shape} for {len(state.ids)} tracks and {len(dets)} "
+                                 f"detections; expected ({len(state.ids)}, {len(dets)})")
+        return cost
+
+    def _appearance(self, frame_index: int, image: np.ndarray | None, dets: Detections, cost, gate):
         """Embed the ambiguous detections and add the cosine cost to their gated pairs."""
         amb_cols = np.flatnonzero(gate.sum(axis=0) >= self.params.embed_min_candidates)
         if not len(amb_cols):
             return cost, gate, None, amb_cols
         boxes = dets.ltwh[amb_cols].astype(np.float32)
-        feats = np.asarray(self._embed(frame_index, boxes), np.float32)
+        feats = np.asarray(self._embed(frame_index, image, boxes), np.float32)
         if feats.ndim != 2 or len(feats) != len(amb_cols):
             raise ParameterError(f"embed_fn returned shape {feats.shape} for {len(amb_cols)} boxes; "
                                  f"expected ({len(amb_cols)}, D)")
@@ -314,40 +451,25 @@ class SpermTracker:
         self._logwh = self._logwh[keep]
         self._hits, self._misses, self._confirmed = self._hits[keep], self._misses[keep], self._confirmed[keep]
 
-    # ------------------------------------------------------------------ whole video
-    def run(self, dets_by_frame: dict[int, Detections], n_frames: int | None = None) -> pd.DataFrame:
-        """Track a whole video online and return the measured positions of confirmed tracks.
-
-        Args:
-            dets_by_frame: ``{frame (0-based): Detections}``; missing frames have no objects.
-            n_frames: number of frames (default: last key + 1).
+    # ------------------------------------------------------------------ output
+    def tracks(self) -> pd.DataFrame:
+        """The measured positions of the confirmed tracks, over the frames pushed so far.
 
         Returns:
             A Tracks table: one row per (track, frame) where the track was matched to a
             detection, ``x, y, w, h, conf, cls`` of that detection (raw measurements, the CASA
-            convention). Rows of a track's tentative first frames are included once it is
-            confirmed (offline we know it was real); tracks never confirmed are left out.
-            Track ids are renumbered ``1..K`` in order of first appearance.
+            convention). A track is reported once it is confirmed, then with the rows of its
+            tentative first frames too (it was real); tracks not (yet) confirmed are left out, so
+            a track still tentative after the last frame never appears: nothing needs flushing,
+            and calling this does not end tracking. Track ids are renumbered ``1..K`` in order of
+            first appearance; a track confirmed late can shift the ids of a table read earlier.
         """
-        if n_frames is None:
-            n_frames = (max(dets_by_frame) + 1) if dets_by_frame else 0
-        empty = Detections.empty()
-        rec_f, rec_t, rec_box, rec_conf, rec_cls = [], [], [], [], []
-        for f in range(int(n_frames)):
-            d = dets_by_frame.get(f, empty)
-            tids, cols = self._step(f, d)
-            if len(tids):
-                rec_f.append(np.full(len(tids), f, np.int64))
-                rec_t.append(tids)
-                rec_box.append(d.xyxy[cols])
-                rec_conf.append(d.conf[cols])
-                rec_cls.append(d.cls[cols])
-        if not rec_f:
+        if not self._rec_f:
             return empty_tracks()
-        tid = np.concatenate(rec_t)
+        tid = np.concatenate(self._rec_t)
         keep = np.isin(tid, np.fromiter(self._ever_confirmed, np.int64, len(self._ever_confirmed)))
-        box = np.concatenate(rec_box).astype(np.float64)[keep]
-        frame = np.concatenate(rec_f)[keep]
+        box = np.concatenate(self._rec_box).astype(np.float64)[keep]
+        frame = np.concatenate(self._rec_f)[keep]
         tid = tid[keep]
         _, first_idx, dense = np.unique(tid, return_index=True, return_inverse=True)
         order = np.argsort(np.argsort(first_idx, kind="stable"), kind="stable")
@@ -355,8 +477,8 @@ class SpermTracker:
             "track_id": order[dense] + 1, "frame": frame,
             "x": (box[:, 0] + box[:, 2]) / 2, "y": (box[:, 1] + box[:, 3]) / 2,
             "w": box[:, 2] - box[:, 0], "h": box[:, 3] - box[:, 1],
-            "conf": np.concatenate(rec_conf)[keep].astype(np.float64),
-            "cls": np.concatenate(rec_cls)[keep],
+            "conf": np.concatenate(self._rec_conf)[keep].astype(np.float64),
+            "cls": np.concatenate(self._rec_cls)[keep],
         })
         return make_tracks(df, source="tracker output")
 
