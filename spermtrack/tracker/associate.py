@@ -47,7 +47,8 @@ from scipy.optimize import linear_sum_assignment
 from spermtrack.errors import ParameterError
 from spermtrack.tracker import kalman
 from spermtrack.tracker.base import Tracker
-from spermtrack.types import Detections, check_positive, empty_tracks, make_tracks
+from spermtrack.geometry import box_iou
+from spermtrack.types import Detections, check_fps, check_positive, empty_tracks, make_tracks
 
 _BIG = 1e6
 
@@ -217,7 +218,8 @@ def _motion_cost(maha: np.ndarray, s: np.ndarray, centers: np.ndarray, logwh_t: 
                  logwh_d: np.ndarray, iou_weight: float) -> np.ndarray:
     cost = maha + 2.0 * np.log(s)[:, None]
     if iou_weight > 0:
-        cost = cost + iou_weight * (1.0 - _centre_iou(centers, np.exp(logwh_t), z, np.exp(logwh_d)))
+        cost = cost + iou_weight * (1.0 - box_iou(np.hstack([centers, np.exp(logwh_t)]), np.hstack([z, np.exp(logwh_d)]),
+                                                   fmt="cxcywh"))
     return cost
 
 
@@ -285,7 +287,7 @@ class SpermTracker(Tracker):
                  embedder: PixelEmbedFn | Any = None, cost: CostFn | None = None):
         if cost is not None and not callable(cost):
             raise ParameterError("cost must be a callable cost(tracks, detections) -> (T, D) array")
-        self.fps = check_positive("fps", fps, 1.0, 10000.0)
+        self.fps = check_fps(fps)
         self.params = (params or TrackerParams()).validate()
         p = self.params
         self._r = p.meas_sigma_px ** 2
@@ -481,15 +483,6 @@ class SpermTracker(Tracker):
             "cls": np.concatenate(self._rec_cls)[keep],
         })
         return make_tracks(df, source="tracker output")
-
-
-def _centre_iou(ca: np.ndarray, wha: np.ndarray, cb: np.ndarray, whb: np.ndarray) -> np.ndarray:
-    """IoU of boxes given by centres and sizes, ``(len(ca), len(cb))``."""
-    lo = np.maximum(ca[:, None] - wha[:, None] / 2, cb[None] - whb[None] / 2)
-    hi = np.minimum(ca[:, None] + wha[:, None] / 2, cb[None] + whb[None] / 2)
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
-    union = np.prod(wha, axis=1)[:, None] + np.prod(whb, axis=1)[None] - inter
-    return inter / np.maximum(union, 1e-9)
 
 
 def _assign(cost: np.ndarray, gate: np.ndarray, rows: np.ndarray, cols: np.ndarray):
