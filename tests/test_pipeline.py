@@ -65,6 +65,34 @@ def test_reid_hook_gets_the_current_frame(clip):
     assert all(s == (240, 320) for s in seen)
 
 
+def test_reid_embedder_is_handed_the_frame_of_its_boxes(clip):
+    from spermtrack.detect.blob import BlobDetector
+    from spermtrack.io.video import VideoReader
+    from spermtrack.pipeline.stream import stream_video
+    from spermtrack.tracker.associate import TrackerParams
+
+    video = clip / f"{clip.name}.mp4"
+    frames, dets, det = [], [], BlobDetector()
+    for c in VideoReader(video, chunk_frames=8).iter_chunks():
+        frames += list(c.frames)
+        dets += det.detect(c.frames)
+    calls = []
+
+    class Probe:  # records what it is handed
+        def embed(self, frame, boxes):
+            calls.append((frame.copy(), np.array(boxes)))
+            return np.tile([[1.0, 0.0]], (len(boxes), 1)).astype(np.float32)
+
+    # embed_min_candidates=0: every detection, so one call for every frame with detections, in order
+    stream_video(video, detector=BlobDetector(), embedder=Probe(), chunk_frames=8,
+                 tracker_params=TrackerParams(embed_min_candidates=0))
+    with_dets = [f for f, d in enumerate(dets) if len(d)]
+    assert len(calls) == len(with_dets) > 0
+    for f, (frame, boxes) in zip(with_dets, calls):
+        np.testing.assert_array_equal(frame, frames[f])
+        np.testing.assert_array_equal(boxes, dets[f].ltwh.astype(np.float32))
+
+
 def test_analyze_writes_the_full_folder(analysed):
     out = analysed.out_dir
     for name in ("tracks.csv", "tracks_mot.txt", "kinematics.csv", "summary.csv", "summary.json", "morphology.csv",

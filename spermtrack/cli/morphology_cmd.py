@@ -1,8 +1,13 @@
 """``spermtrack morphology``: indicative per-track morphometry from a video and its tracks.
 
 Writes MORPH.csv (one row per track: ``track_id, n_crops``, medians / IQRs with units in the
-column names, then flags), MORPH_crops.csv (one row per crop), MORPH.json (method, parameters,
-reference ranges, the "indicative" note) and, when asked, a PNG gallery. All atomically.
+column names, then flags; written as ``analyze`` writes morphology.csv), MORPH_crops.csv (one row
+per crop), MORPH.json (method, parameters, reference ranges, the "indicative" note) and, when
+asked, a PNG gallery. All atomically.
+
+It runs the morphology chain ``analyze`` runs (:class:`spermtrack.morphology.chain.MorphologyChain`):
+with ``--tracks tracks.csv --kinematics kinematics.csv`` of an ``analyze`` result (and the same
+um_per_px and crop settings) MORPH.csv is that result's morphology.csv.
 """
 
 from __future__ import annotations
@@ -38,14 +43,19 @@ from spermtrack.errors import InputFileError, ParameterError
                    "the head moved enough, else its axis) or none.")
 @click.option("--min-quality", type=float, default=0.2, show_default=True, help="Crops below it are not used per track.")
 @click.option("--fps", type=float, default=None, help="Override the video's frame rate.")
+@click.option("--kinematics", "kinematics_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="kinematics.csv of `spermtrack analyze`: measure only its graded tracks, as analyze does "
+                   "(default: every track of --tracks).")
 def morphology(video, tracks_path, um_per_px, out, segmenter, weights, gallery, k, crop_size, anchor, orient,
-               min_quality, fps) -> None:
+               min_quality, fps, kinematics_path) -> None:
     """Crop each track K times, segment head / midpiece / tail, write indicative morphometry."""
     from spermtrack import __version__
     from spermtrack.io.atomic import write_csv_atomic, write_json_atomic
-    from spermtrack.morphology import CropParams, analyze_morphology
+    from spermtrack.morphology import analyze_morphology
+    from spermtrack.morphology.chain import crop_params, graded_track_ids
     from spermtrack.morphology.morphometry import INDICATIVE_NOTE, REFERENCE
     from spermtrack.io.mot import read_tracks_file
+    from spermtrack.pipeline.results import write_morphology
     from spermtrack.types import check_positive, make_tracks
 
     check_positive("um_per_px", um_per_px, 0.01, 10.0)
@@ -55,15 +65,22 @@ def morphology(video, tracks_path, um_per_px, out, segmenter, weights, gallery, 
         raise ParameterError("--weights is only used with --segmenter yolo-seg or sam")
     t0 = time.perf_counter()
     tracks = make_tracks(read_tracks_file(tracks_path)[0], source=str(tracks_path))
-    params = CropParams(k=k, size=crop_size, anchor=anchor, orient=orient,
-                        candidates_per_track=max(30, 6 * k)).validate()
+    track_ids = None
+    if kinematics_path is not None:
+        import pandas as pd
+
+        if not kinematics_path.is_file():
+            raise InputFileError(kinematics_path, "kinematics file not found")
+        track_ids = graded_track_ids(pd.read_csv(kinematics_path), source=str(kinematics_path))
+    params = crop_params(k=k, size=crop_size, anchor=anchor, orient=orient)
     res = analyze_morphology(video, tracks, um_per_px, segmenter=segmenter, weights=weights, crop_params=params,
-                             min_quality=min_quality, fps=fps)
-    write_csv_atomic(out, res.per_track, float_format="%.4g")
+                             min_quality=min_quality, fps=fps, track_ids=track_ids)
+    write_morphology(out, res.per_track)
     crops_csv = out.with_name(out.stem + "_crops.csv")
     write_csv_atomic(crops_csv, res.per_crop, float_format="%.4g")
     write_json_atomic(out.with_suffix(".json"), {
-        "note": INDICATIVE_NOTE, "video": str(video), "tracks": str(tracks_path), "um_per_px": um_per_px,
+        "note": INDICATIVE_NOTE, "video": str(video), "tracks": str(tracks_path),
+        "kinematics": str(kinematics_path) if kinematics_path else None, "um_per_px": um_per_px,
         "segmenter": segmenter, "weights": str(weights) if weights else None,
         "crop_params": {"k": k, "size": crop_size, "anchor": anchor, "orient": orient},
         "min_quality": min_quality, "reference_ranges": REFERENCE, "n_tracks": int(len(res.per_track)),

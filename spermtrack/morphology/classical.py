@@ -31,7 +31,7 @@ from skimage.measure import find_contours
 
 from spermtrack.morphology import paths as P
 from spermtrack.morphology import tailtrace as T
-from spermtrack.morphology.segment import Segmentation, as_crop_stack, empty_segmentation
+from spermtrack.morphology.segmentation import Segmentation, as_crop_stack, empty_segmentation
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,82 @@ def sharpness(crop: np.ndarray, params: CropParams) -> float:
     return float(cv2.Laplacian(win, cv2.CV_32F, ksize=3).var())
 
 
+class CropRouter:
+    """:func:`route_crops` as a frame consumer, for a decoding pass shared with other consumers
+    (the annotated video): hand it every frame with :meth:`feed` in increasing index order, up to
+    :attr:`last_frame`, then take the crops with :meth:`result`.
+
+    Args:
+        tracks: a Tracks table (0-based frames, head centres in px).
+        width, height: frame size in px.
+        params: :class:`CropParams`.
+
+    Attributes:
+        last_frame: the last frame a crop may be cut from (-1: none); later frames are ignored.
+        track_ids: the tracks that get at least one crop (those with a usable candidate row).
+    """
+
+    def __init__(self, tracks: pd.DataFrame, width: int, height: int, params: CropParams | None = None):
+        p = (params or CropParams()).validate()
+        self.params = p
+        cand = plan_candidates(tracks, width, height, p)
+        self._by_frame = {int(f): g for f, g in cand.groupby("frame", sort=True)}
+        self.last_frame = max(self._by_frame) if self._by_frame else -1
+        self.track_ids = frozenset(int(t) for t in cand["track_id"])
+        self._best: dict[int, list] = {}
+        self._win = p.window()
+        if self._win is not None:
+            au, av = p.anchor_uv
+            win = self._win
+            self._wparams = CropParams(size=(win[0], win[1]), anchor=(au + win[2] + 0.5) / win[0])
+        self._counter = 0
+
+    def feed(self, index: int, gray: np.ndarray) -> None:
+        """Cut and score the candidate crops of frame ``index`` (gray or BGR), keeping the K best per track."""
+        rows = self._by_frame.get(int(index))
+        if rows is None:
+            return
+        p, best = self.params, self._best
+        if gray.ndim == 3:
+            gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
+        for r in rows.itertuples(index=False):
+            angle, source = _orientation(gray, r, p)
+            crop = cut_crop(gray, r.x, r.y, angle, p)
+            score = sharpness(crop, p)
+            heap = best.setdefault(int(r.track_id), [])
+            if len(heap) >= p.k and score <= heap[0][0]:
+                continue
+            # the tail window only for crops that enter the heap: same centre, angle and sampling
+            window = cut_crop(gray, r.x, r.y, angle, self._wparams) if self._win is not None else None
+            item = (score, self._counter, int(r.track_id), int(r.frame), float(r.x), float(r.y), angle, source,
+                    float(r.separation_px), crop, window)
+            self._counter += 1
+            (heapq.heappush if len(heap) < p.k else heapq.heappushpop)(heap, item)
+
+    def result(self) -> CropSet:
+        """The crops kept so far, ordered by track id, then frame."""
+        p, win = self.params, self._win
+        items = sorted((it for heap in self._best.values() for it in heap), key=lambda it: (it[2], it[3]))
+        w, h = p.wh
+        au, av = p.anchor_uv
+        images = np.stack([it[9] for it in items]) if items else np.zeros((0, h, w), np.uint8)
+        table = pd.DataFrame({
+            "track_id": pd.Series([it[2] for it in items], dtype="int64"),
+            "frame": pd.Series([it[3] for it in items], dtype="int64"),
+            "x": pd.Series([it[4] for it in items], dtype="float64"),
+            "y": pd.Series([it[5] for it in items], dtype="float64"),
+            "angle_rad": pd.Series([it[6] for it in items], dtype="float64"),
+            "orient_source": pd.Series([it[7] for it in items], dtype="object"),
+            "sharpness": pd.Series([it[0] for it in items], dtype="float64"),
+            "separation_px": pd.Series([it[8] for it in items], dtype="float64"),
+        })
+        table["anchor_u"], table["anchor_v"] = au, av
+        if win is None:
+            return CropSet(images, table, p)
+        windows = np.stack([it[10] for it in items]) if items else np.zeros((0, win[1], win[0]), np.uint8)
+        return CropSet(images, table, p, windows, (win[2], win[3]))
+
+
 def route_crops(frames: Iterable[tuple[int, np.ndarray]], tracks: pd.DataFrame, width: int, height: int,
                 params: CropParams | None = None) -> CropSet:
     """Choose and cut the K best crops of every track while streaming frames once.
@@ -260,56 +336,12 @@ def route_crops(frames: Iterable[tuple[int, np.ndarray]], tracks: pd.DataFrame, 
     Returns:
         A :class:`CropSet` ordered by track id, then frame. Tracks with no usable frame have no crop.
     """
-    p = (params or CropParams()).validate()
-    cand = plan_candidates(tracks, width, height, p)
-    by_frame = {int(f): g for f, g in cand.groupby("frame", sort=True)}
-    last = max(by_frame) if by_frame else -1
-    best: dict[int, list] = {}
-    win = p.window()
-    if win is not None:
-        au, av = p.anchor_uv
-        wparams = CropParams(size=(win[0], win[1]), anchor=(au + win[2] + 0.5) / win[0])
-    counter = 0
+    router = CropRouter(tracks, width, height, params)
     for index, gray in frames:
-        if index > last:
+        if index > router.last_frame:
             break
-        rows = by_frame.get(int(index))
-        if rows is None:
-            continue
-        if gray.ndim == 3:
-            gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
-        for r in rows.itertuples(index=False):
-            angle, source = _orientation(gray, r, p)
-            crop = cut_crop(gray, r.x, r.y, angle, p)
-            score = sharpness(crop, p)
-            heap = best.setdefault(int(r.track_id), [])
-            if len(heap) >= p.k and score <= heap[0][0]:
-                continue
-            # the tail window only for crops that enter the heap: same centre, angle and sampling
-            window = cut_crop(gray, r.x, r.y, angle, wparams) if win is not None else None
-            item = (score, counter, int(r.track_id), int(r.frame), float(r.x), float(r.y), angle, source,
-                    float(r.separation_px), crop, window)
-            counter += 1
-            (heapq.heappush if len(heap) < p.k else heapq.heappushpop)(heap, item)
-    items = sorted((it for heap in best.values() for it in heap), key=lambda it: (it[2], it[3]))
-    w, h = p.wh
-    au, av = p.anchor_uv
-    images = np.stack([it[9] for it in items]) if items else np.zeros((0, h, w), np.uint8)
-    table = pd.DataFrame({
-        "track_id": pd.Series([it[2] for it in items], dtype="int64"),
-        "frame": pd.Series([it[3] for it in items], dtype="int64"),
-        "x": pd.Series([it[4] for it in items], dtype="float64"),
-        "y": pd.Series([it[5] for it in items], dtype="float64"),
-        "angle_rad": pd.Series([it[6] for it in items], dtype="float64"),
-        "orient_source": pd.Series([it[7] for it in items], dtype="object"),
-        "sharpness": pd.Series([it[0] for it in items], dtype="float64"),
-        "separation_px": pd.Series([it[8] for it in items], dtype="float64"),
-    })
-    table["anchor_u"], table["anchor_v"] = au, av
-    if win is None:
-        return CropSet(images, table, p)
-    windows = np.stack([it[10] for it in items]) if items else np.zeros((0, win[1], win[0]), np.uint8)
-    return CropSet(images, table, p, windows, (win[2], win[3]))
+        router.feed(index, gray)
+    return router.result()
 
 
 def _orientation(gray: np.ndarray, r, p: CropParams) -> tuple[float, str]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from spermtrack.io.atomic import atomic_path
 from spermtrack.morphology.crops import CropSet
-from spermtrack.morphology.segment import Segmentation
+from spermtrack.morphology.segmentation import Segmentation
 
 #: BGR colours of the outlines: head green, midpiece orange, tail red.
 COLOURS = {"head": (0, 220, 0), "midpiece": (0, 160, 255), "tail": (0, 0, 255)}

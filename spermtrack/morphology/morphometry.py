@@ -25,7 +25,7 @@ from skimage.measure import find_contours
 from skimage.morphology import skeletonize
 
 from spermtrack.morphology import paths as P
-from spermtrack.morphology.segment import Segmentation
+from spermtrack.morphology.segmentation import Segmentation
 
 #: (name, kind): kind ``len`` (px -> um), ``area`` (px2 -> um2), ``deg``, ``ratio``, ``gray``.
 MEASUREMENTS: tuple[tuple[str, str], ...] = (

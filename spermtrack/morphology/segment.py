@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from spermtrack.errors import InputFileError, ParameterError, SpermtrackError
+# the result type lives in its own module: classical.py imports it without importing this one
+from spermtrack.morphology.segmentation import Segmentation, as_crop_stack, empty_segmentation  # noqa: F401
 
 #: Class ids of the segmentation labels / model.
 SEG_CLASSES: dict[int, str] = {0: "head", 1: "midpiece", 2: "tail"}
@@ -37,60 +38,6 @@ EXPERIMENTAL = ("yolo-seg", "sam")
 EXPERIMENTAL_NOTE = "experimental: not validated (see benchmarks/results/morphology.md)"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Segmentation:
-    """Result for one crop (crop px coordinates, pixel centres).
-
-    Attributes:
-        head, midpiece, tail: boolean masks ``(H, W)`` (disjoint).
-        quality: 0 (nothing usable) .. 1 (clear head, traced tail).
-        head_contour: sub-pixel head outline ``(n, 2)`` x, y (open polygon), or None.
-        rear_xy, front_xy: ends of the head's long axis (rear = where the midpiece leaves).
-        midpiece_path, tail_path: ordered centre lines (midpiece from the rear tip; tail from
-            the midpiece end to the tip), or None.
-        path_px: the whole traced path from the rear tip, or None.
-        path_length_px: its arc length.
-        midpiece_width_px: equivalent width of the midpiece (indicative), NaN when unknown.
-        tail_complete: False when the tail reaches the crop border (its length is then a lower bound).
-        head_snr: head peak contrast over noise (classical only).
-        notes: why something is missing.
-    """
-
-    head: np.ndarray
-    midpiece: np.ndarray
-    tail: np.ndarray
-    quality: float = 0.0
-    head_contour: np.ndarray | None = None
-    rear_xy: np.ndarray | None = None
-    front_xy: np.ndarray | None = None
-    midpiece_path: np.ndarray | None = None
-    tail_path: np.ndarray | None = None
-    path_px: np.ndarray | None = None
-    path_length_px: float = float("nan")
-    midpiece_width_px: float = float("nan")
-    tail_complete: bool = False
-    head_snr: float = float("nan")
-    notes: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-def empty_segmentation(shape: tuple[int, int], note: str = "") -> Segmentation:
-    """A result with empty masks and quality 0 (every measurement becomes NaN)."""
-    z = np.zeros(shape, bool)
-    return Segmentation(head=z, midpiece=z.copy(), tail=z.copy(), quality=0.0, notes=note)
-
-def as_crop_stack(crops, anchors=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, H, W)`` crops and ``(N, 2)`` float anchors (default: each crop's centre)."""
-    crops = np.asarray(crops)
-    if crops.ndim == 2:
-        crops = crops[None]
-    n, h, w = crops.shape
-    if anchors is None:
-        anchors = np.tile([(w - 1) / 2.0, (h - 1) / 2.0], (n, 1))
-    return crops, np.asarray(anchors, np.float64)
-
 
 
 def get_segmenter(name: str = "classical", *, weights: str | os.PathLike | None = None, um_per_px: float = 0.5,
@@ -167,11 +114,9 @@ class YoloSegmenter:
         self.um_per_px = float(um_per_px)
         self.conf = float(conf)
         self.batch = int(batch)
-        if device is None:
-            import torch
+        from spermtrack.torchutil import choose_device
 
-            device = "cuda:0" if torch.cuda.is_available() else "cpu"
-        self.device = device
+        self.device = choose_device(device, ultralytics=True)
         args = getattr(self.model, "overrides", {}) or {}
         self.imgsz = int(args.get("imgsz", 64) or 64)
 
@@ -257,11 +202,9 @@ class SamSegmenter:
             sam = sam_model_registry[model_type](checkpoint=str(path))
         except Exception as err:  # noqa: BLE001 - torch raises many types for a bad checkpoint
             raise InputFileError(path, f"not a Segment Anything {model_type} checkpoint ({type(err).__name__})") from None
-        if device is None:
-            import torch
+        from spermtrack.torchutil import choose_device
 
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        sam.to(device)
+        sam.to(choose_device(device))
         self.predictor = SamPredictor(sam)
         from spermtrack.morphology.classical import ClassicalSegmenter
 

@@ -158,9 +158,9 @@ def train_seg(data: str | Path, out_weights: str | Path, cfg: SegTrainConfig | N
     from ultralytics import YOLO, settings
 
     settings.update({"sync": False})
-    import torch
+    from spermtrack.torchutil import choose_device
 
-    device = cfg.device or ("0" if torch.cuda.is_available() else "cpu")
+    device = choose_device(cfg.device, ultralytics=True)
     model = YOLO(cfg.model)
     # no left-right flip, rotation, translation or mosaic: the crop convention (head at the
     # anchor, facing +x) is what tells the model which cell to segment

@@ -1,5 +1,6 @@
 """Result tables on disk: the Tracks CSV and MOT file, the per-track kinematics CSV (morphology
-columns joined), the sample summary CSV and the JSON metadata, all written atomically.
+columns joined), the sample summary CSV and the morphology CSV, all written atomically; and the
+content of ``summary.json`` (:func:`build_summary`).
 
 Also the pieces a command needs to record and print a result the same way:
 :func:`kinematics_metadata`, :func:`summary_lines`, :func:`who_comparison`, :func:`software_versions`.
@@ -235,3 +236,95 @@ def write_summary(out_dir: str | Path, summaries: dict, *, context: dict | None 
     """
     return write_csv_atomic(Path(out_dir) / "summary.csv",
                             summary_frame(summaries, context=context, distribution=distribution))
+
+
+def write_morphology(path: str | Path, table: pd.DataFrame) -> Path:
+    """Write a per-track morphology table (``morphology.csv`` of ``analyze``, the CSV of
+    ``spermtrack morphology``): rounded as :func:`round_table` (measurements to 0.01)."""
+    return write_csv_atomic(path, round_table(table))
+
+
+#: the files every complete result folder ends with (``summary.json`` written last)
+REPORT_FILES: dict[str, str] = {"report_html": "report.html", "report_pdf": "report.pdf",
+                                "summary_json": "summary.json"}
+
+
+def summary_context(ids: dict, *, video: str, calibration, n_frames: int, truncated: bool, preset: str,
+                    concentration: dict | None) -> dict:
+    """The per-result context of summary.csv (:data:`SUMMARY_CONTEXT_COLUMNS`): ids, video, the
+    :class:`~spermtrack.types.Calibration` with its sources, frames, preset, concentration."""
+    context = {**ids, "video": video, "fps": calibration.fps, "fps_source": calibration.fps_source,
+               "um_per_px": calibration.um_per_px, "um_per_px_source": calibration.um_per_px_source,
+               "n_frames_analysed": n_frames, "truncated": truncated, "preset": preset}
+    if concentration is not None:
+        context.update(chamber_depth_um=concentration["chamber_depth_um"],
+                       concentration_million_per_ml=round(concentration["concentration_million_per_ml"], 2))
+    return context
+
+
+def build_summary(*, video: Path, probe, stream, calibration, scale_estimate: dict | None, ids: dict,
+                  tracks: pd.DataFrame, metrics: pd.DataFrame, summaries: dict, kinematics_config,
+                  n_other_tracks: int, concentration: dict | None, distribution: dict,
+                  morphology: pd.DataFrame | None, detector_calibration: dict | None, truth_check: dict | None,
+                  warnings: list[str], config: dict, timings: dict, files: dict) -> dict:
+    """The content of ``summary.json`` of one analysed video (status complete).
+
+    Args:
+        video: the video file; probe: its :class:`~spermtrack.types.VideoMeta` as first probed;
+            stream: the :class:`~spermtrack.pipeline.stream.StreamResult` of the streaming pass.
+        calibration: the :class:`~spermtrack.types.Calibration` used; scale_estimate: how
+            um_per_px was estimated (None when given).
+        ids: ``sample_id``, ``patient_id``.
+        tracks: the graded-population Tracks table (sperm); metrics, summaries: its per-track
+            kinematics and the sample summary per aggregation mode; kinematics_config: the
+            ``kinematics`` section of the config.
+        n_other_tracks: cluster / other tracks kept out of the grading.
+        concentration, distribution, morphology, detector_calibration, truth_check: the other
+            results (None when absent).
+        warnings, config (``Config.to_dict()``), timings (s), files (key -> name in the folder).
+    """
+    import datetime as _dt
+
+    from spermtrack.morphology.morphometry import morphology_summary
+
+    k = kinematics_config
+    summary = summaries[k.aggregate]
+    res, cal, conc = stream, calibration, concentration
+    return {
+        "software": "spermtrack", "command": "analyze", "status": "complete",
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **ids,
+        "video": {"name": video.name, "path": str(video.resolve()), "n_frames_container": probe.n_frames,
+                  "n_frames_analysed": res.n_frames, "duration_s": res.n_frames / cal.fps,
+                  "width": res.meta.width, "height": res.meta.height, "codec": probe.codec,
+                  "fps_container_warnings": list(probe.warnings)},
+        "truncated": res.decode_error is not None, "decode_error": res.decode_error,
+        "n_frames_analysed": res.n_frames,
+        "calibration": {"fps": cal.fps, "fps_source": cal.fps_source, "um_per_px": cal.um_per_px,
+                        "um_per_px_source": cal.um_per_px_source, "um_per_px_estimated": scale_estimate is not None,
+                        "um_per_px_estimate": scale_estimate},
+        "kinematics": kinematics_metadata(
+            metrics, fps=cal.fps, fps_source=cal.fps_source, um_per_px=cal.um_per_px,
+            um_per_px_source=cal.um_per_px_source, scale_estimate=scale_estimate, preset=k.preset,
+            aggregate=k.aggregate, aggregate_window_s=k.aggregate_window_s, min_duration_s=k.min_duration_s),
+        **({"concentration_million_per_ml": conc["concentration_million_per_ml"], "concentration": conc}
+           if conc is not None else {}),
+        "kinematics_distribution": distribution,
+        "morphology_summary": morphology_summary(morphology),
+        "detector_calibration": detector_calibration,
+        "counts": {"n_detections": res.n_detections, "n_sperm_detections": res.n_sperm_detections,
+                   "n_online_tracks": int(res.tracks["track_id"].nunique()) if len(res.tracks) else 0,
+                   "n_tracks": int(len(metrics)), "n_cluster_tracks": n_other_tracks, "n_graded": summary.n_graded,
+                   "n_interpolated_rows": int(tracks["interpolated"].sum()) if len(tracks) else 0,
+                   "n_embeddings_computed": res.n_embeddings},
+        "summary": {mode: s.to_dict() for mode, s in summaries.items()},
+        "primary_aggregate": k.aggregate,
+        "who_comparison": who_comparison(summary),
+        "truth_check": truth_check,
+        "warnings": warnings,
+        "config": config,
+        "versions": software_versions(),
+        "timings_s": timings,
+        "outputs": {**files, **REPORT_FILES},
+        "outputs_columns": {"tracks_csv": TRACKS_CSV_COLUMNS},
+    }

@@ -1,5 +1,10 @@
-"""Everything a person looks at besides the tables: the annotated video, ``plots/*.png`` (and
-the gallery crops they need), in the order that costs one extra decoding pass at most."""
+"""Everything a person looks at besides the tables: the annotated video, ``plots/*.png`` and
+the gallery crops they need.
+
+The video and the gallery crops come from frames: :func:`plan_render` gives the frame consumer
+(:class:`~spermtrack.report.video.FrameRenderer`) that a decoding pass feeds (``spermtrack
+analyze`` shares one pass between it and the morphology crops); :func:`build_report_assets` then
+draws the plots from the tables and what that consumer cut."""
 
 from __future__ import annotations
 
@@ -28,43 +33,54 @@ def _gallery_items(picks: dict, crop_set, cut: dict, metrics: pd.DataFrame) -> l
     return items
 
 
-def build_report_assets(video: str | Path, out: Path, tracks: pd.DataFrame, metrics: pd.DataFrame, summary,
-                        morphology: pd.DataFrame | None, crop_set, *, cfg, fps: float, user_fps: float | None,
-                        n_frames: int, background: np.ndarray | None, width: int, height: int,
-                        progress: bool = True) -> dict:
-    """Write ``annotated.mp4`` (unless ``cfg.report.annotated_video`` is off) and ``plots/*.png``
-    (grades, trajectories, vcl_vsl, distributions, morphometry, gallery; a figure with nothing to
-    show is left out).
+def plan_render(out: Path, tracks: pd.DataFrame, metrics: pd.DataFrame, *, cfg, fps: float, n_frames: int,
+                width: int, height: int, have_crop=frozenset()) -> tuple[dict, object | None]:
+    """The gallery picks, and the frame consumer that writes ``annotated.mp4`` (unless
+    ``cfg.report.annotated_video`` is off) and cuts the gallery crops of the picked tracks that
+    get no morphology crop (``have_crop``: the tracks that do).
+
+    Returns:
+        ``(picks, renderer)``: ``{track_id: (frame, x, y)}`` and a
+        :class:`~spermtrack.report.video.FrameRenderer`, or None when neither a video nor a
+        crop is needed (no decoding pass for the report).
+    """
+    from spermtrack.report.video import FrameRenderer, pick_gallery
+
+    r = cfg.report
+    picks = pick_gallery(tracks, metrics, int(r.gallery_tracks), width, height) if r.plots else {}
+    need_cut = {k: v for k, v in picks.items() if k not in have_crop}
+    if not (r.annotated_video or need_cut):
+        return picks, None
+    renderer = FrameRenderer(tracks, metrics, fps=fps, width=width, height=height, n_frames=n_frames,
+                             out_path=out / "annotated.mp4" if r.annotated_video else None, trail_s=r.trail_s,
+                             crop_picks=need_cut, um_per_px=metrics.attrs.get("um_per_px"))
+    return picks, renderer
+
+
+def build_report_assets(out: Path, tracks: pd.DataFrame, metrics: pd.DataFrame, summary,
+                        morphology: pd.DataFrame | None, crop_set, *, cfg, picks: dict, rendered: dict | None,
+                        background: np.ndarray | None, width: int, height: int) -> dict:
+    """Write ``plots/*.png`` (grades, trajectories, vcl_vsl, distributions, morphometry, gallery; a
+    figure with nothing to show is left out) and list the annotated video the render wrote.
+
+    Args:
+        picks: the gallery picks of :func:`plan_render`.
+        rendered: what the :func:`plan_render` consumer returned on ``close()`` (``crops``,
+            ``seconds``), or None when there was none.
 
     Returns:
         ``{"files": {key: relative name}, "plots": {key: path}, "timings": {key: seconds}}``.
     """
     from spermtrack.report import plots as P
-    from spermtrack.report.video import pick_gallery, render_pass
-    from spermtrack.progress import ProgressBar
 
     r = cfg.report
     files, figs, timings = {}, {}, {}
-    picks = pick_gallery(tracks, metrics, int(r.gallery_tracks), width, height) if r.plots else {}
-    have_crop = set()
-    if crop_set is not None and len(crop_set):
-        have_crop = set(crop_set.table["track_id"].astype(int))
-    need_cut = {k: v for k, v in picks.items() if k not in have_crop}
     cut: dict = {}
-    if r.annotated_video or need_cut:
-        t0 = time.perf_counter()
-        bar = ProgressBar(f"{Path(video).name} (annotated video)", enabled=progress and r.annotated_video)
-        try:
-            got = render_pass(video, tracks, metrics, fps=fps,
-                              out_path=out / "annotated.mp4" if r.annotated_video else None,
-                              trail_s=r.trail_s, crop_picks=need_cut, n_frames=n_frames, user_fps=user_fps,
-                              um_per_px=metrics.attrs.get("um_per_px"), progress=bar)
-        finally:
-            bar.close()
-        cut = got["crops"]
+    if rendered is not None:
+        cut = rendered["crops"]
         if r.annotated_video:
             files["annotated_video"] = "annotated.mp4"
-        timings["video_s"] = time.perf_counter() - t0
+        timings["video_s"] = rendered["seconds"]
     if not r.plots:
         return {"files": files, "plots": figs, "timings": timings}
     t0 = time.perf_counter()

@@ -2,9 +2,10 @@
 seconds, all coloured by grade, with a time stamp, a scale bar and a legend; written atomically
 as MP4.
 
-The same decoding pass also cuts the gallery crops (one per chosen track, at a chosen frame), so
-the report needs one extra pass over the video, not two. Without a video output the pass stops
-at the last frame a crop needs.
+The same frames also give the gallery crops (one per chosen track, at a chosen frame). Both are
+:class:`FrameRenderer`, a frame consumer: ``spermtrack analyze`` hands it the frames of the one
+decoding pass it shares with the morphology crops; :func:`render_pass` runs it on a pass of its
+own. Without a video output it needs frames only up to the last frame a crop needs.
 """
 
 from __future__ import annotations
@@ -190,12 +191,90 @@ def _cut(gray: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
     return pad[cy - half:cy - half + size, cx - half:cx - half + size].copy()
 
 
+class FrameRenderer:
+    """The annotated video and the gallery crops as a frame consumer, for a decoding pass shared
+    with other consumers (the morphology crops): hand it every frame with :meth:`feed` in
+    increasing index order up to :attr:`stop`, then :meth:`close` it (or :meth:`abort` on error).
+
+    Args:
+        tracks, metrics, fps, out_path, trail_s, crop_picks, crop_px, um_per_px: as
+            :func:`render_pass`.
+        width, height: frame size in px.
+        n_frames: frames in the video (those analysed).
+
+    Attributes:
+        stop: one past the last frame it needs: every frame with a video output, else the last
+            frame a crop needs.
+    """
+
+    def __init__(self, tracks: pd.DataFrame, metrics: pd.DataFrame, *, fps: float, width: int, height: int,
+                 n_frames: int, out_path: str | Path | None = None, trail_s: float = 1.0,
+                 crop_picks: dict[int, tuple[int, float, float]] | None = None, crop_px: int = 40,
+                 um_per_px: float | None = None):
+        from spermtrack.io.video import VideoWriter
+
+        self.seconds = 0.0  # time spent drawing, cutting and encoding
+        self.picks_by_frame: dict[int, list] = {}
+        for tid, (f, x, y) in (crop_picks or {}).items():
+            self.picks_by_frame.setdefault(int(f), []).append((int(tid), x, y))
+        last_needed = max(self.picks_by_frame, default=-1)
+        self.index = _TrackIndex(tracks, metrics) if out_path is not None else None
+        self.fps = fps
+        self.trail = max(1, int(round(trail_s * fps)))
+        self.crop_px = crop_px
+        self.crops: dict[int, np.ndarray] = {}
+        W, H = self.W, self.H = width, height
+        self.stop = int(n_frames) if out_path is not None else min(int(n_frames), last_needed + 1)
+        self.scale = max(1.0, W / 640.0)
+        self.writer = VideoWriter(out_path, fps, W + W % 2, H + H % 2) if out_path is not None else None
+        self.overlay = None
+        if self.writer is not None:
+            if um_per_px is None:
+                um_per_px = metrics.attrs.get("um_per_px")
+            order = ["rapid_progressive", "slow_progressive", "non_progressive", "immotile", "not_graded"]
+            grades = order + sorted(g for g in self.index.grades if g not in order)
+            self.overlay = _Overlay(W + W % 2, H + H % 2, grades, um_per_px, self.scale)
+        self.done = 0
+
+    def feed(self, idx: int, gray: np.ndarray) -> None:
+        """Cut the crops of frame ``idx`` and draw and write it (with a video output)."""
+        t = time.perf_counter()
+        for tid, x, y in self.picks_by_frame.get(idx, ()):
+            self.crops[tid] = _cut(gray, x, y, self.crop_px)
+        if self.writer is not None:
+            W, H = self.W, self.H
+            img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+            if W % 2 or H % 2:
+                img = cv2.copyMakeBorder(img, 0, H % 2, 0, W % 2, cv2.BORDER_REPLICATE)
+            _draw(img, idx, self.fps, self.index, self.trail, self.scale, self.overlay)
+            self.writer.write(img)
+        self.done = idx + 1
+        self.seconds += time.perf_counter() - t
+
+    def abort(self) -> None:
+        """Drop the unfinished video (nothing is left at its path)."""
+        if self.writer is not None:
+            self.writer.__exit__(RuntimeError, RuntimeError("aborted"), None)
+            self.writer = None
+
+    def close(self) -> dict:
+        """Finish the video. Returns ``{"crops": {track_id: crop}, "n_frames": frames written,
+        "seconds": time spent in this consumer}``."""
+        t = time.perf_counter()
+        if self.writer is not None:
+            self.writer.close()
+        self.seconds += time.perf_counter() - t
+        return {"crops": self.crops, "n_frames": self.done, "seconds": self.seconds}
+
+
 def render_pass(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFrame, *, fps: float,
                 out_path: str | Path | None = None, trail_s: float = 1.0,
                 crop_picks: dict[int, tuple[int, float, float]] | None = None, crop_px: int = 40,
                 n_frames: int | None = None, user_fps: float | None = None,
                 um_per_px: float | None = None, progress=None) -> dict:
-    """Decode ``video`` once: write the annotated MP4 (when ``out_path``) and cut gallery crops.
+    """Decode ``video`` once: write the annotated MP4 (when ``out_path``) and cut gallery crops
+    (:class:`FrameRenderer` on its own pass; ``spermtrack analyze`` shares its pass with the
+    morphology crops instead).
 
     Args:
         video: the analysed video.
@@ -215,59 +294,33 @@ def render_pass(video: str | Path, tracks: pd.DataFrame, metrics: pd.DataFrame, 
     Returns:
         ``{"crops": {track_id: crop}, "n_frames": frames written, "seconds": wall time}``.
     """
-    from spermtrack.io.video import VideoReader, VideoWriter
+    from spermtrack.io.video import VideoReader
 
     t0 = time.perf_counter()
-    picks_by_frame: dict[int, list] = {}
-    for tid, (f, x, y) in (crop_picks or {}).items():
-        picks_by_frame.setdefault(int(f), []).append((int(tid), x, y))
-    last_needed = max(picks_by_frame, default=-1)
-    index = _TrackIndex(tracks, metrics) if out_path is not None else None
-    trail = max(1, int(round(trail_s * fps)))
-    crops: dict[int, np.ndarray] = {}
     reader = VideoReader(video, fps=user_fps)
-    W, H = reader.meta.width, reader.meta.height
-    total = min(n_frames or reader.meta.n_frames, reader.meta.n_frames)
-    if out_path is None:
-        total = min(total, last_needed + 1)
-    scale = max(1.0, W / 640.0)
-    writer = VideoWriter(out_path, fps, W + W % 2, H + H % 2) if out_path is not None else None
-    overlay = None
-    if writer is not None:
-        if um_per_px is None:
-            um_per_px = metrics.attrs.get("um_per_px")
-        order = ["rapid_progressive", "slow_progressive", "non_progressive", "immotile", "not_graded"]
-        grades = order + sorted(g for g in index.grades if g not in order)
-        overlay = _Overlay(W + W % 2, H + H % 2, grades, um_per_px, scale)
-    done = 0
+    meta = reader.meta
+    renderer = FrameRenderer(tracks, metrics, fps=fps, width=meta.width, height=meta.height,
+                             n_frames=min(n_frames or meta.n_frames, meta.n_frames), out_path=out_path,
+                             trail_s=trail_s, crop_picks=crop_picks, crop_px=crop_px, um_per_px=um_per_px)
+    total = renderer.stop
     try:
         for idx, _, gray in reader.iter_frames():
             if idx >= total:
                 break
-            for tid, x, y in picks_by_frame.get(idx, ()):
-                crops[tid] = _cut(gray, x, y, crop_px)
-            if writer is not None:
-                img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-                if W % 2 or H % 2:
-                    img = cv2.copyMakeBorder(img, 0, H % 2, 0, W % 2, cv2.BORDER_REPLICATE)
-                _draw(img, idx, fps, index, trail, scale, overlay)
-                writer.write(img)
-            done = idx + 1
-            if progress is not None and done % 64 == 0:
-                progress(done, total, time.perf_counter() - t0)
+            renderer.feed(idx, gray)
+            if progress is not None and renderer.done % 64 == 0:
+                progress(renderer.done, total, time.perf_counter() - t0)
     except VideoDecodeError:
         pass  # a truncated file: the frames before the damage were drawn, as they were analysed
     except BaseException:
-        if writer is not None:
-            writer.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        renderer.abort()
         raise
     finally:
         reader.close()
-    if writer is not None:
-        writer.close()
+    out = renderer.close()
     if progress is not None:
-        progress(done, total, time.perf_counter() - t0)
-    return {"crops": crops, "n_frames": done, "seconds": time.perf_counter() - t0}
+        progress(renderer.done, total, time.perf_counter() - t0)
+    return {**out, "seconds": time.perf_counter() - t0}
 
 
 def pick_gallery(tracks: pd.DataFrame, metrics: pd.DataFrame, n: int, width: int, height: int,
