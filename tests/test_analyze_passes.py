@@ -85,9 +85,6 @@ def test_one_probe_and_one_second_pass(analysed):
     assert len(opens) <= 2 + opens.count("stream")
 
 
-@pytest.mark.xfail(reason="the streaming pass's VideoReader opens the file 3 times (probe, header, decode: "
-                          "io/video.py and pipeline/stream.py); with it opening once, analyze reads 3 times",
-                   strict=False)
 def test_analyze_reads_the_video_at_most_three_times(analysed):
     _, opens, _ = analysed
     assert len(opens) <= 3, opens

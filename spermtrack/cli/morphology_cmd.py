@@ -56,9 +56,9 @@ def morphology(video, tracks_path, um_per_px, out, segmenter, weights, gallery, 
     from spermtrack.morphology.morphometry import INDICATIVE_NOTE, REFERENCE
     from spermtrack.io.mot import read_tracks_file
     from spermtrack.pipeline.results import write_morphology
-    from spermtrack.types import check_positive, make_tracks
+    from spermtrack.types import check_um_per_px, make_tracks
 
-    check_positive("um_per_px", um_per_px, 0.01, 10.0)
+    check_um_per_px(um_per_px, "--um-per-px")
     if not video.is_file():
         raise InputFileError(video, "video file not found")
     if weights is not None and segmenter == "classical":

@@ -537,6 +537,17 @@ class FrameChunk:
         return len(self.frames)
 
 
+def iter_gray_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Decode ``path`` once, opening it once, yielding ``(index, timestamp_s, gray)``: for a
+    further pass over a file already probed and analysed (no probe, no header check).
+
+    Raises:
+        VideoDecodeError: after the last decodable frame of a damaged file.
+    """
+    for index, t, frame in _decode(Path(path)):
+        yield index, t, _gray(frame)
+
+
 class VideoReader:
     """Stream gray frames from a video file without holding the whole video.
 
@@ -548,6 +559,8 @@ class VideoReader:
         chunk_frames: frames per :class:`FrameChunk` from :meth:`iter_chunks`; larger chunks
             amortise per-call overhead downstream but cost ``chunk_frames * H * W`` bytes.
         fps: the user's frame rate, overriding the file's (see :func:`probe_video`).
+        meta: the file's :func:`probe_video` result when the caller has it already (the file is
+            then opened only to decode).
 
     Raises:
         InputFileError: the file does not exist.
@@ -555,19 +568,23 @@ class VideoReader:
     """
 
     def __init__(self, path: str | os.PathLike, *, chunk_frames: int = 64,
-                 fps: float | None = None) -> None:
+                 fps: float | None = None, meta: VideoMeta | None = None) -> None:
         if int(chunk_frames) < 1:
             raise ParameterError(f"chunk_frames={chunk_frames!r} must be >= 1")
         self.path = Path(path)
         self.chunk_frames = int(chunk_frames)
-        self.meta: VideoMeta = probe_video(self.path, fps=fps)
-        container, stream = _open_video(self.path)
-        # a header that promises more frames than the packets hold means a cut file: say so
-        file_fps = self.meta.fps if fps is None else probe_video(self.path).fps
-        self._expected = _expected_frames(*_header_claims(container, stream), file_fps,
-                                          self.meta.n_frames)
-        container.close()
+        self.meta: VideoMeta = meta if meta is not None else probe_video(self.path, fps=fps)
+        self._user_fps = fps
+        self._expected: int | None = None  # read from the header by the first decoding pass
         self._open: list = []
+
+    def _expected_from(self, container, stream) -> int:
+        """Frames the header promises (a header that promises more frames than the packets hold
+        means a cut file: the decoder says so), read from the container about to be decoded."""
+        if self._expected is None:
+            file_fps = self.meta.fps if self._user_fps is None else probe_video(self.path).fps
+            self._expected = _expected_frames(*_header_claims(container, stream), file_fps, self.meta.n_frames)
+        return self._expected
 
     def iter_frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
         """Yield ``(index, timestamp_s, gray)``: 0-based index, time in s, ``(H, W) uint8``.
@@ -584,7 +601,7 @@ class VideoReader:
         self._open.append(cs[0])
         fps = self.meta.fps if self.meta.fps_source == "user" else None
         try:
-            yield from _decode(self.path, expected=self._expected, fps=fps, container_stream=cs)
+            yield from _decode(self.path, expected=self._expected_from(*cs), fps=fps, container_stream=cs)
         finally:
             # close() may have cleared the list already (reader closed before the generator)
             with contextlib.suppress(ValueError):

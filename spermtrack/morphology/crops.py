@@ -94,8 +94,10 @@ class CropParams:
 
     def validate(self) -> "CropParams":
         w, h = self.wh
-        if self.um_per_px is not None and not 0.01 <= float(self.um_per_px) <= 10.0:
-            raise ParameterError(f"um_per_px={self.um_per_px!r} must be within 0.01..10")
+        if self.um_per_px is not None:
+            from spermtrack.types import check_um_per_px
+
+            check_um_per_px(self.um_per_px)
         if self.tail_um is not None and not 0.0 < float(self.tail_um) <= 200.0:
             raise ParameterError(f"tail_um={self.tail_um!r} must be within (0, 200] um (or None: no tail window)")
         win = self.window()

@@ -16,7 +16,6 @@ Training runs offline from a model YAML (``yolo11n-seg.yaml``, no pretrained wei
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,18 +153,19 @@ def train_seg(data: str | Path, out_weights: str | Path, cfg: SegTrainConfig | N
         data_yaml = (data / "data.yaml").resolve()
     else:
         data_yaml = build_seg_dataset(data, work / "dataset", cfg)
-    os.environ["YOLO_OFFLINE"] = "1"
-    from ultralytics import YOLO, settings
+    from spermtrack.torchutil import ULTRALYTICS_TRAIN_ARGS, ultralytics_offline
 
-    settings.update({"sync": False})
+    ultralytics_offline(training=True)
+    from ultralytics import YOLO
+
     from spermtrack.torchutil import choose_device
 
     device = choose_device(cfg.device, ultralytics=True)
     model = YOLO(cfg.model)
     # no left-right flip, rotation, translation or mosaic: the crop convention (head at the
     # anchor, facing +x) is what tells the model which cell to segment
-    model.train(data=str(data_yaml), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, device=device, workers=0,
-                amp=False, plots=False, pretrained=False, project=str(work), name="ultralytics", exist_ok=True,
+    model.train(data=str(data_yaml), epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, device=device,
+                **ULTRALYTICS_TRAIN_ARGS, project=str(work), name="ultralytics", exist_ok=True,
                 seed=cfg.seed, verbose=False, fliplr=0.0, flipud=0.5, mosaic=0.0, translate=0.0, scale=0.1,
                 degrees=0.0, hsv_h=0.0, hsv_s=0.0, val=True)
     metrics = collect_training_run(work / "ultralytics", out_weights)

@@ -39,16 +39,12 @@ from typing import Callable
 import pandas as pd
 
 from spermtrack.config import Config, check_config
-from spermtrack.pipeline.stages import make_detector, tracker_params
+from spermtrack.pipeline.stages import make_detector, refine_params, tracker_params
 from spermtrack.errors import InputFileError, ParameterError, VideoError, user_message
-from spermtrack.types import OTHER_CLS, Calibration, check_positive
+from spermtrack.types import FPS_RANGE, OTHER_CLS, UM_PER_PX_RANGE, Calibration, check_positive
 
 Echo = Callable[[str], None]
 
-#: Range accepted for a user's um_per_px (below: electron microscopy; above: no head is 1 px).
-UM_PER_PX_RANGE = (0.02, 10.0)
-#: Range accepted for a user's fps.
-FPS_RANGE = (1.0, 1000.0)
 
 
 @dataclass
@@ -352,7 +348,7 @@ def refine_stage(res, cfg: Config, warnings: list[str], timings: dict) -> tuple[
     from spermtrack.tracker.refine import refine_tracks
 
     t0 = time.perf_counter()
-    all_tracks = refine_tracks(res.tracks, res.meta.fps, stitch=cfg.track.stitch)
+    all_tracks = refine_tracks(res.tracks, res.meta.fps, stitch=cfg.track.stitch, params=refine_params(cfg))
     timings["refine_s"] = time.perf_counter() - t0
     tracks, n_other = sperm_only(all_tracks)
     if n_other:
@@ -535,19 +531,18 @@ def decode_pass(video: Path, consumers: list, *, progress=None) -> int:
     ``.stop``. A file damaged beyond that (a truncated recording) is not an error: its good frames
     were what the streaming pass analysed. Returns the frames decoded."""
     from spermtrack.errors import VideoDecodeError
-    from spermtrack.io.video import _decode, _gray
+    from spermtrack.io.video import iter_gray_frames
 
     stop = max((c.stop for c in consumers), default=0)
     if stop <= 0:
         return 0
     t0 = time.perf_counter()
     done = 0
-    frames = _decode(Path(video))
+    frames = iter_gray_frames(video)
     try:
-        for index, _, frame in frames:
+        for index, _, gray in frames:
             if index >= stop:
                 break
-            gray = _gray(frame)
             for c in consumers:
                 if index < c.stop:
                     c.feed(index, gray)

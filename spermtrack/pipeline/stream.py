@@ -121,7 +121,7 @@ def stream_video(video: str | Path, *, detector, fps: float | None = None, chunk
     times = StageTimes()
     if hasattr(detector, "reset"):  # a self-calibrating detector calibrates anew on every video
         detector.reset()
-    reader = VideoReader(video, chunk_frames=chunk_frames, fps=fps)
+    reader = VideoReader(video, chunk_frames=chunk_frames, fps=fps, meta=meta)
     meta = meta or reader.meta
     tracker = SpermTracker(meta.fps, params=tracker_params,
                            embedder=None if embedder is None else _timed(embedder, times))
