@@ -8,7 +8,7 @@ not its file-based ``Evaluator``/dataset classes, which impose a folder layout. 
 
 Conventions, and how they relate to py-motmetrics (whose published values on the MOTChallenge
 TUD sequences in ``shared/data/mot/README.md`` this module reproduces to 1e-3, checked in
-``tests/test_metrics.py``):
+``tests/evaluate/test_metrics.py``):
 
 - A pair is a match candidate when ``IoU >= iou_threshold`` (CLEAR and Identity). HOTA does not
   use the threshold: it averages over TrackEval's localisation thresholds ``alpha = 0.05 .. 0.95``,

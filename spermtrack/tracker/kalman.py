@@ -14,7 +14,7 @@ the x and y covariances are the same 2x2 matrix: each track stores it once, as
 on every track of every frame as a few numpy expressions, and the smoother a small numba loop.
 
 The recursions are the textbook ones and are checked against filterpy's ``KalmanFilter`` and
-``rts_smoother`` in ``tests/test_refine.py`` and ``tests/test_associate.py``.
+``rts_smoother`` in ``tests/tracker/test_refine.py`` and ``tests/tracker/test_associate.py``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from spermtrack.io.mot import (MOT_COLUMNS, read_mot, read_mot_detections, write
                                write_mot_detections)
 from spermtrack.types import TRACK_COLUMNS, Detections, make_tracks
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 
 
 def test_line_converts_to_a_tracks_row(tmp_path):

@@ -148,7 +148,7 @@ def test_mean_heads_in_view_matches_cells():
 
 def test_heads_are_bright_with_a_dark_halo_in_the_rendered_image():
     # the classic look's difference-of-Gaussians head (the visem look's heads glow: see
-    # tests/test_synth_look.py, matched to real VISEM frames)
+    # tests/synth/test_synth_look.py, matched to real VISEM frames)
     sc = simulate_cells(seconds=0.2, fps=50.0, cells=20, seed=3, difficulty="easy", width=320, height=240,
                         look="classic")
     i = 4

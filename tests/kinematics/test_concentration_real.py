@@ -19,7 +19,7 @@ from spermtrack.kinematics.concentration import heads_in_view
 
 from conftest import shared_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import concentration_real as cr  # noqa: E402

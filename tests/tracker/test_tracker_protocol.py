@@ -17,7 +17,7 @@ from spermtrack.tracker.associate import SpermTracker
 from spermtrack.tracker.base import Tracker
 from spermtrack.types import Detections
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FPS = 50.0
 
 
