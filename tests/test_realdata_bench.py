@@ -82,3 +82,77 @@ def test_real_labels_and_gt_tracks_agree():
     g0 = gt[gt["frame"] == 0][["x", "y"]].to_numpy()
     m = rd.match_frame(g0, t, 1.5)
     assert m.tp == t.n_sperm == len(g0)
+
+
+# --- benchmarks/id_switches_real.py helpers ----------------------------------------------------
+
+def _toy_detection_set():
+    import pandas as pd
+
+    from benchmarks import id_switches as ids
+
+    rows = []
+    for f in range(40):
+        rows += [(1, f, 100.0 + 3 * f, 100.0), (2, f, 300.0, 50.0 + 2 * f)]
+    gt = pd.DataFrame(rows, columns=["track_id", "frame", "x", "y"]).assign(w=14.0, h=14.0)
+    return ids._oracle_set("noisy", gt, 40, 50.0, jitter_px=1.0, drop="random", drop_frac=0.1, fp_frac=0.0, seed=3)
+
+
+def test_id_switches_real_seed_scheme():
+    from benchmarks import id_switches_real as isr
+
+    assert [isr.seed_of(12, s) for s in ("clean", "noisy", "hard")] == [12000, 12001, 12002]   # earlier scheme
+    seeds = {isr.seed_of(v, s, k) for v in (11, 12) for s in isr.NOISE for k in range(3)}
+    assert len(seeds) == 2 * 3 * 3                                                              # all distinct
+
+
+def test_id_switches_real_mean_sd_and_targets():
+    from benchmarks import id_switches_real as isr
+
+    assert isr.mean_sd([1, 2, 3]) == "2.0 ± 1.0"
+    assert isr.mean_sd([10, 14, 12], minmax=True) == "12.0 ± 2.0 (10-14)"
+    assert isr.mean_sd([0.9], 1, 100.0) == "90.0 ± 0.0"
+    recs = {"ours online": {"HOTA": 0.70, "IDSW": 40}, "ours + refine": {"HOTA": 0.90, "IDSW": 10},
+            "A online": {"HOTA": 0.95, "IDSW": 2},            # online peer rows are not the reference
+            "A + refine": {"HOTA": 0.87, "IDSW": 30}, "B + refine": {"HOTA": 0.80, "IDSW": 20}}
+    ok, text = isr.target_check(recs)
+    assert ok and "vs 87.0 (A + refine" in text and "vs 20 (B + refine" in text
+    recs["B + refine"]["IDSW"] = 19                         # 10 > 19 / 2
+    assert not isr.target_check(recs)[0]
+    recs["B + refine"]["IDSW"] = 20
+    recs["A + refine"]["HOTA"] = 0.885                      # 90.0 < 88.5 + 2
+    assert not isr.target_check(recs)[0]
+
+
+def test_id_switches_real_rows_refine_every_tracker_the_same_way():
+    import pandas as pd
+
+    from benchmarks import id_switches_real as isr
+
+    ds = _toy_detection_set()
+    trk = ((isr.OURS, None), ("SORT", "sort"))
+    out = isr.run_rows(ds, trackers=trk)
+    assert [r for r, _, _ in out] == ["ours online", "ours + refine", "SORT online", "SORT + refine"]
+    for (_, online, t_on), (_, refined, t_ref) in zip(out[::2], out[1::2]):
+        assert t_ref >= t_on
+        pd.testing.assert_frame_equal(refined, isr.refine(online, ds.fps))
+        assert refined["interpolated"].any()                # the 10 % drops are filled
+    kept = isr.run_rows(ds, trackers=trk, keep=lambda n: n.startswith("SORT"))
+    assert [r for r, _, _ in kept] == ["SORT online", "SORT + refine"]
+
+
+@pytest.mark.skipif(not rd.GT_DIR.is_dir(), reason="real VISEM gt tracks (../shared/data) absent")
+def test_id_switches_real_sets_keep_the_earlier_scheme_at_k0():
+    from benchmarks import id_switches as ids
+    from benchmarks import id_switches_real as isr
+
+    sets = isr.build_sets(14, 60, n_seeds=3)
+    assert [(ds.name, k) for k, ds in sets] == [("clean", 0), ("noisy", 0), ("noisy", 1), ("noisy", 2),
+                                                ("hard", 0), ("hard", 1), ("hard", 2)]
+    gt = sets[0][1].gt
+    ref = ids._oracle_set("hard", gt, sets[0][1].n_frames, 50.0, jitter_px=2.0, drop="runs", drop_frac=0.08,
+                          fp_frac=0.05, seed=14002)
+    got = sets[4][1]
+    assert sorted(got.dets) == sorted(ref.dets)
+    assert all(np.array_equal(got.dets[f].ltwh, ref.dets[f].ltwh) for f in ref.dets)
+    assert not all(np.array_equal(sets[5][1].dets.get(f, ref.dets[f]).ltwh, ref.dets[f].ltwh) for f in ref.dets)
