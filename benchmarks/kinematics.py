@@ -171,7 +171,6 @@ def main() -> None:
         f"| same, rows shuffled (lexsort included), 1 thread | {speed_shuffled / 1e6:.1f} M | {speed_shuffled / ref_speed:,.0f}x |",
         f"| numpy per-track reference (`tests/kinematics_reference.py`, {len(sub):,} points) | "
         f"{ref_speed / 1e6:.3f} M | 1x |",
-        "",
         f"| same, 1 thread, `drift=\"none\"` (no field-drift estimate) | {nodrift / 1e6:.1f} M | {nodrift / ref_speed:,.0f}x |",
         "",
         "Targets: >= 25 M points/s on one core, >= 20x the numpy reference.",
