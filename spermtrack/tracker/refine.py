@@ -6,7 +6,10 @@ frames <= t. After the online pass (:mod:`spermtrack.tracker.associate`):
 1. :func:`stitch_tracklets` joins a track that ends to one that starts shortly after where the
    first was heading (position extrapolated both ways with each end's velocity, tolerance
    growing with the gap), solved as one assignment over all (end, start) pairs.
-2. :func:`refine_tracks` fills gaps of up to ``max_interp_gap_s`` inside each (stitched) track
+   The tolerance also grows with each end's wobble about its fitted line (``_STITCH_WOBBLE``).
+2. :func:`resolve_crossings` re-decides who is who where two tracks meet, from line fits to
+   the paths before and after the meeting (offline: the future is known).
+3. :func:`refine_tracks` fills gaps of up to ``max_interp_gap_s`` inside each (stitched) track
    and smooths positions with a constant-velocity Rauch-Tung-Striebel smoother
    (:func:`spermtrack.tracker.kalman.rts_smooth`), which is also what fills the gaps.
 
@@ -31,6 +34,19 @@ from spermtrack.tracker import kalman
 from spermtrack.types import check_fps, check_ranges, make_tracks, ranged
 
 _BIG = 1e9
+#: :func:`resolve_crossings`: two tracks whose centres come within this distance (px) meet
+CROSS_NEAR_PX = 8.0
+#: duration (s) of path on each side of a meeting used to fit position and velocity
+CROSS_FIT_S = 0.4
+#: the tails are exchanged only when the exchanged pairing misses by less than this fraction
+#: of the kept pairing
+CROSS_RATIO = 0.5
+#: also scan long meetings (neighbours that stay close) for the best exchange frame
+_SCAN = True
+_MAX_SCAN_SWAPS = 4
+#: weight of each fragment end's wobble about its fitted line (the head's lateral beat and the
+#: detector jitter, px^2) in the stitch tolerance
+_STITCH_WOBBLE = 4.0
 
 
 @dataclass(frozen=True)
@@ -145,9 +161,11 @@ def estimate_track_accel(z: np.ndarray, offsets: np.ndarray, meas_sigma_px: floa
 def _end_states(frame: np.ndarray, xy: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: int,
                 at_end: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-squares line fit to the first/last ``k`` points of each track: position at the
-    track's first/last frame, velocity (px/frame), and that frame."""
+    track's first/last frame, velocity (px/frame), that frame, and the mean squared 2-D
+    residual about the line (px^2: the head's wobble plus detector jitter)."""
     n = len(starts)
     pos, vel, fr = np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n, np.int64)
+    res2 = np.zeros(n)
     for i in range(n):
         lo, hi = starts[i], ends[i]
         sl = slice(max(lo, hi - k), hi) if at_end else slice(lo, min(hi, lo + k))
@@ -162,7 +180,10 @@ def _end_states(frame: np.ndarray, xy: np.ndarray, starts: np.ndarray, ends: np.
         slope = (tc[:, None] * (p - p.mean(axis=0))).sum(axis=0) / (tc @ tc)
         vel[i] = slope
         pos[i] = p.mean(axis=0) + slope * (t_ref - t.mean())
-    return pos, vel, fr
+        if len(t) > 2:
+            res = p - p.mean(axis=0) - tc[:, None] * slope
+            res2[i] = (res ** 2).sum() / (len(t) - 2)
+    return pos, vel, fr, res2
 
 
 def stitch_tracklets(tracks: pd.DataFrame, fps: float, params: RefineParams | None = None) -> pd.DataFrame:
@@ -185,8 +206,8 @@ def stitch_tracklets(tracks: pd.DataFrame, fps: float, params: RefineParams | No
     ids, starts = np.unique(t["track_id"].to_numpy(), return_index=True)
     ends = np.append(starts[1:], len(t))
     k = max(2, int(round(p.fit_s * fps)))
-    pe, ve, fe = _end_states(frame, xy, starts, ends, k, at_end=True)
-    ps, vs, fs = _end_states(frame, xy, starts, ends, k, at_end=False)
+    pe, ve, fe, re = _end_states(frame, xy, starts, ends, k, at_end=True)
+    ps, vs, fs, rs = _end_states(frame, xy, starts, ends, k, at_end=False)
     # candidate pairs only (end i, start j with 1 <= gap <= max_gap): memory O(pairs), not
     # O(tracks^2) (2,700 fragments made ~0.8 GB of dense ends x starts arrays)
     max_gap = p.max_gap_s * fps
@@ -202,7 +223,8 @@ def stitch_tracklets(tracks: pd.DataFrame, fps: float, params: RefineParams | No
     fwd = pe[i] + ve[i] * g[:, None] - ps[j]
     bwd = ps[j] - vs[j] * g[:, None] - pe[i]
     err2 = 0.5 * ((fwd ** 2).sum(-1) + (bwd ** 2).sum(-1))
-    sig2 = p.stitch_pos_sigma_px ** 2 + (p.stitch_speed_sigma_px_s / fps * g) ** 2
+    sig2 = (p.stitch_pos_sigma_px ** 2 + (p.stitch_speed_sigma_px_s / fps * g) ** 2
+            + _STITCH_WOBBLE * (re[i] + rs[j]))
     cost = err2 / sig2
     if p.stitch_size_sigma > 0:
         logwh = np.log(np.maximum(t[["w", "h"]].fillna(1.0).to_numpy(np.float64), 1.0))
@@ -210,7 +232,8 @@ def stitch_tracklets(tracks: pd.DataFrame, fps: float, params: RefineParams | No
         size_start = np.array([np.median(logwh[a:min(b, a + k)], axis=0) for a, b in zip(starts, ends)])
         cost = cost + ((size_end[i] - size_start[j]) ** 2).sum(-1) / p.stitch_size_sigma ** 2
     jump = np.hypot(*(ps[j] - pe[i]).T)
-    ok = (cost <= p.stitch_chi2) & (jump <= p.max_speed_px_s / fps * g + 2 * p.stitch_pos_sigma_px)
+    slack = 2 * np.sqrt(p.stitch_pos_sigma_px ** 2 + _STITCH_WOBBLE * (re[i] + rs[j]))
+    ok = (cost <= p.stitch_chi2) & (jump <= p.max_speed_px_s / fps * g + slack)
     i, j, cost = i[ok], j[ok], cost[ok]
     if not len(i):
         return t
@@ -254,6 +277,145 @@ def _assign_pairs(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n: int) -> dic
     return nxt
 
 
+def _line_fit(fr: np.ndarray, xy: np.ndarray, t_ref: float) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares line through ``(fr, xy)``: position at ``t_ref`` and velocity (px/frame)."""
+    t = fr.astype(np.float64)
+    tc = t - t.mean()
+    den = tc @ tc
+    vel = (tc[:, None] * (xy - xy.mean(axis=0))).sum(axis=0) / den if den > 0 else np.zeros(2)
+    return xy.mean(axis=0) + vel * (t_ref - t.mean()), vel
+
+
+def _swap_frame(frame: np.ndarray, xy: np.ndarray, ma: np.ndarray, mb: np.ndarray, fits: list,
+                t_pre: int, t_post: int) -> int:
+    """Frame after which tracks A and B exchange tails: the candidate ``c`` in
+    ``[t_pre, t_post)`` minimising the squared miss of each measured point from the line of the
+    identity it would then carry (before ``c``: its own before-fit; after: the other track's
+    after-fit, i.e. the identity it continues)."""
+    cands = np.arange(t_pre, t_post)
+    cost = np.zeros(len(cands))
+    for own, other, m in ((0, 1, ma), (1, 0, mb)):
+        fr = frame[m]
+        w = (fr >= t_pre) & (fr <= t_post)
+        f, q = fr[w].astype(np.float64), xy[m][w]
+        if not len(f):
+            continue
+        (pe, ve), _ = fits[own]
+        _, (ps, vs) = fits[other]
+        e_pre = ((q - (pe + ve * (f - t_pre)[:, None])) ** 2).sum(-1)
+        e_post = ((q - (ps + vs * (f - t_post)[:, None])) ** 2).sum(-1)
+        before = f[None, :] <= cands[:, None]
+        cost += np.where(before, e_pre[None, :], e_post[None, :]).sum(-1)
+    return int(cands[np.argmin(cost)])
+
+
+def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
+    """Re-decide identities where two tracks meet (centres within ``CROSS_NEAR_PX``).
+
+    An online tracker must pick who is who while two heads overlap; offline the paths after the
+    meeting are known. For each meeting (a run of frames with the pair close, runs separated by
+    at most 5 frames merged) a line is fitted to each track's ``CROSS_FIT_S`` of path just before
+    and just after it (the frames of the meeting itself left out); each before-part is
+    extrapolated forward and each after-part back across the meeting, as in
+    :func:`stitch_tracklets`. When pairing A-before with B-after and B-before with A-after misses
+    by less than ``CROSS_RATIO`` times the kept pairing, the two tracks' tails are exchanged at
+    the frame between the two fits where the exchanged paths follow the fitted lines best.
+    Meetings are handled in time order.
+    """
+    t = make_tracks(tracks, source="tracks to resolve")
+    if t.empty or CROSS_NEAR_PX <= 0:
+        return t
+    k = max(3, int(round(CROSS_FIT_S * fps)))
+    tid = t["track_id"].to_numpy(np.int64).copy()
+    frame = t["frame"].to_numpy(np.int64)
+    xy = t[["x", "y"]].to_numpy(np.float64)
+    # close pairs per frame
+    order = np.argsort(frame, kind="stable")
+    fs = frame[order]
+    bounds = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1], True])
+    near2 = CROSS_NEAR_PX ** 2
+    hits: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b - a < 2:
+            continue
+        rows = order[a:b]
+        q = xy[rows]
+        d2 = ((q[:, None, :] - q[None, :, :]) ** 2).sum(-1)
+        ii, jj = np.nonzero(np.triu(d2 <= near2, 1))
+        for u, w in zip(ii, jj):
+            ra, rb = rows[u], rows[w]
+            key = (int(min(tid[ra], tid[rb])), int(max(tid[ra], tid[rb])))
+            hits.setdefault(key, []).append((int(fs[a]), float(d2[u, w])))
+    if not hits:
+        return t
+    events = []
+    for (ia, ib), lst in hits.items():
+        lst.sort()
+        start = prev = lst[0][0]
+        best = lst[0]
+        for f, d in lst[1:]:
+            if f - prev > 5:
+                events.append((start, prev, best[0], ia, ib))
+                start, best = f, (f, d)
+            elif d < best[1]:
+                best = (f, d)
+            prev = f
+        events.append((start, prev, best[0], ia, ib))
+    events.sort()
+    n_swapped = 0
+
+    def ratio(ma: np.ndarray, mb: np.ndarray, t_pre: int, t_post: int) -> float:
+        """Continuity miss of the swapped pairing over the kept one, from line fits to the
+        ``k`` frames up to ``t_pre`` and from ``t_post`` on (inf when a side is too short)."""
+        fits = []
+        for m in (ma, mb):
+            fr = frame[m]
+            pre = (fr <= t_pre) & (fr > t_pre - k)
+            post = (fr >= t_post) & (fr < t_post + k)
+            if pre.sum() < 3 or post.sum() < 3:
+                return np.inf
+            fits.append((_line_fit(fr[pre], xy[m][pre], t_pre), _line_fit(fr[post], xy[m][post], t_post)))
+        g = float(t_post - t_pre)
+
+        def miss(x: int, y: int) -> float:
+            (pe, ve), (ps, vs) = fits[x][0], fits[y][1]
+            return float(((pe + ve * g - ps) ** 2).sum() + ((ps - vs * g - pe) ** 2).sum())
+
+        keep = miss(0, 0) + miss(1, 1)
+        return (miss(0, 1) + miss(1, 0)) / keep if keep > 0 else np.inf
+
+    for f0, f1, fc, ia, ib in events:
+        # ids as first seen; after earlier swaps the rows carry the current ids (the same pair)
+        ma, mb = tid == ia, tid == ib
+        swaps = []
+        if ratio(ma, mb, f0 - 2, f1 + 2) < CROSS_RATIO:
+            swaps.append(fc)
+        if _SCAN and f1 - f0 >= 2 * k:
+            # neighbours that stay close (e.g. two immotile heads a few px apart): no clear
+            # before / after, so look for the frame inside the run where exchanging the tails
+            # fits the paths on both sides best
+            for _ in range(_MAX_SCAN_SWAPS):
+                cands = np.arange(f0 + k // 2, f1 - k // 2)
+                r = np.array([ratio(ma, mb, c, c + 1) for c in cands])
+                if not len(r) or not (r < CROSS_RATIO).any():
+                    break
+                c = int(cands[np.argmin(r)])
+                after = frame > c
+                sa, sb = ma & after, mb & after
+                tid[sa], tid[sb] = ib, ia
+                n_swapped += 1
+        for c in swaps:
+            after = frame > c
+            sa, sb = ma & after, mb & after
+            tid[sa], tid[sb] = ib, ia
+            n_swapped += 1
+    if not n_swapped:
+        return t
+    out = t.copy()
+    out["track_id"] = tid
+    return make_tracks(out, source="crossing-resolved tracks")
+
+
 def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smooth: bool = True,
                   params: RefineParams | None = None) -> pd.DataFrame:
     """Stitch, fill short gaps and smooth a Tracks table (see the module docstring).
@@ -274,6 +436,7 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
     t = make_tracks(tracks, source="tracks to refine")
     if stitch:
         t = stitch_tracklets(t, fps, p)
+    t = resolve_crossings(t, fps)
     if t.empty:
         t = t.assign(x_smooth=pd.Series(dtype="float64"), y_smooth=pd.Series(dtype="float64"),
                      interpolated=pd.Series(dtype=bool))

@@ -9,8 +9,9 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
 from spermtrack.tracker import kalman
-from spermtrack.tracker.refine import (RefineParams, estimate_meas_sigma, refine_tracks, smoothed_boxes,
-                                       stitch_tracklets)
+from spermtrack.tracker.refine import (RefineParams, estimate_meas_sigma, refine_tracks, resolve_crossings,
+                                       smoothed_boxes, stitch_tracklets)
+from spermtrack.types import make_tracks
 
 FPS = 50.0
 
@@ -166,3 +167,49 @@ def test_track_cli_takes_tracker_and_refine_parameters_from_a_config(tmp_path):
     meta = json.loads((tmp_path / "t.json").read_text())
     assert meta["stitch"] is False and meta["tracker_params"]["gate_chi2"] == 20.0
     assert meta["refine_params"]["max_interp_gap_s"] == 0.0
+
+
+def test_swap_at_a_crossing_is_undone_from_the_paths_on_both_sides():
+    # two heads cross at frame 30 on straight lines; the online ids swap there
+    f = np.arange(60)
+    a = np.column_stack([10 + 2.0 * f, 50 + 1.0 * (f - 30)])
+    b = np.column_stack([10 + 2.0 * f, 50 - 1.0 * (f - 30)])
+    swapped_a = np.where((f > 30)[:, None], b, a)
+    swapped_b = np.where((f > 30)[:, None], a, b)
+    out = resolve_crossings(tracks_from({1: (f, swapped_a), 2: (f, swapped_b)}), FPS)
+    t1 = out[out["track_id"] == 1].sort_values("frame")
+    # track 1 follows a's line again after the crossing
+    assert np.allclose(t1[["x", "y"]].to_numpy()[45:], a[45:])
+
+
+def test_crossing_without_a_swap_is_left_alone():
+    f = np.arange(60)
+    a = np.column_stack([10 + 2.0 * f, 50 + 1.0 * (f - 30)])
+    b = np.column_stack([10 + 2.0 * f, 50 - 1.0 * (f - 30)])
+    t = tracks_from({1: (f, a), 2: (f, b)})
+    out = resolve_crossings(t, FPS)
+    pd.testing.assert_frame_equal(out.reset_index(drop=True), make_tracks(t).reset_index(drop=True))
+
+
+def test_swap_between_two_close_immotile_heads_is_undone():
+    # two immotile heads 5 px apart for the whole clip (one long meeting); ids swap at frame 50
+    rng = np.random.default_rng(1)
+    f = np.arange(100)
+    a = np.array([100.0, 100.0]) + rng.normal(0, 1.0, (100, 2))
+    b = np.array([105.0, 100.0]) + rng.normal(0, 1.0, (100, 2))
+    sa = np.where((f > 50)[:, None], b, a)
+    sb = np.where((f > 50)[:, None], a, b)
+    out = resolve_crossings(tracks_from({1: (f, sa), 2: (f, sb)}), FPS)
+    x1 = out[out["track_id"] == 1]["x"].to_numpy()
+    assert abs(x1[:45].mean() - 100) < 1 and abs(x1[55:].mean() - 100) < 1
+
+
+def test_stitch_tolerates_a_turning_head():
+    # a head circling (radius 30 px, 3 px/frame) loses 4 frames: the straight-line extrapolation
+    # misses by more than the zero-gap tolerance, but each end's path strays from its fitted
+    # line by as much (the wobble term), so the fragments still join
+    f = np.arange(60)
+    ang = 3.0 * f / 30.0
+    xy = np.column_stack([200 + 30 * np.cos(ang), 200 + 30 * np.sin(ang)])
+    t = tracks_from({1: (f[:25], xy[:25]), 2: (f[29:], xy[29:])})
+    assert stitch_tracklets(t, FPS)["track_id"].nunique() == 1
