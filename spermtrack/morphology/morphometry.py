@@ -34,7 +34,7 @@ MEASUREMENTS: tuple[tuple[str, str], ...] = (
     ("head_regularity", "ratio"), ("head_mean_gray", "gray"),
     ("midpiece_length", "len"), ("midpiece_width", "len"), ("midpiece_angle", "deg"),
     ("tail_length", "len"), ("tail_straightness", "ratio"), ("tail_total_turning", "deg"),
-    ("tail_sharpest_bend", "deg"), ("tail_loop", "ratio"),
+    ("tail_sharpest_bend", "deg"), ("tail_loop", "ratio"), ("tail_confidence", "ratio"),
 )
 
 #: Reference ranges (MORPHOLOGY.md; strict criteria on stained smears; indicative here).
@@ -111,6 +111,7 @@ def measure_crop(seg: Segmentation, crop: np.ndarray | None = None) -> dict[str,
     out = {f"{n}": nan for n, _ in MEASUREMENTS}
     out["quality"] = float(seg.quality)
     out["tail_complete"] = bool(seg.tail_complete)
+    out.update(tail_visible_length=nan, tail_lower_bound=nan, tail_trace_length=nan)
     seg = geometry_from_masks(seg)
     poly = seg.head_contour
     if poly is None or len(poly) < 4:
@@ -139,12 +140,23 @@ def measure_crop(seg: Segmentation, crop: np.ndarray | None = None) -> dict[str,
         out["tail_straightness"] = float(np.hypot(*(tp[-1] - tp[0])) / arc) if arc > 0 else nan
         out["tail_sharpest_bend"] = sharp
         out["tail_visible_length"] = arc
+        conf = float(seg.extra.get("tail_confidence", 1.0))
+        out["tail_confidence"] = conf
+        # a lower bound of the tail's length: a confident trace that faded or left the window
+        # (not one that ran into another cell or round its own head)
+        if seg.extra.get("tail_lower_bound", seg.tail_complete):
+            out["tail_lower_bound"] = arc
+        if seg.path_px is not None:
+            # the whole trace from the head (midpiece + tail): the track's midpiece turns it into
+            # a tail length where this crop's own midpiece / tail boundary was not resolved
+            out["tail_trace_length"] = P.arc_length(seg.path_px)
         looped = bool(seg.extra.get("tail_loop", False))
-        out["tail_loop"] = float(looped)
+        # coiled or not is known from a reliable trace only (a faint one proves nothing)
+        out["tail_loop"] = float(looped) if seg.extra.get("tail_reliable", True) else nan
         if seg.tail_complete and seg.midpiece_path is not None:
             out["tail_length"] = arc
             out["tail_total_turning"] = net
-        elif looped or net > REFERENCE["tail_turning_deg_max"]:
+        elif looped or (net > REFERENCE["tail_turning_deg_max"] and seg.extra.get("tail_lower_bound", True)):
             # a loop is a coiled tail whatever lies beyond; its overlapping turns hide its length
             out["tail_total_turning"] = net
     return out
@@ -154,13 +166,15 @@ def measure_crops(segs: list[Segmentation], crops: np.ndarray, table: pd.DataFra
     """Per-crop table: the crop table's ``track_id, frame`` plus every measurement in px and um."""
     rows = [measure_crop(s, c) for s, c in zip(segs, crops)]
     df = pd.DataFrame(rows)
-    if "tail_visible_length" not in df.columns:
-        df["tail_visible_length"] = np.nan
+    for extra in ("tail_visible_length", "tail_lower_bound", "tail_trace_length"):
+        if extra not in df.columns:
+            df[extra] = np.nan
     base = table[["track_id", "frame"]].reset_index(drop=True) if len(table) else pd.DataFrame(
         {"track_id": pd.Series(dtype="int64"), "frame": pd.Series(dtype="int64")})
     out = {"track_id": base["track_id"], "frame": base["frame"], "quality": df.get("quality", pd.Series(dtype=float)),
            "tail_complete": df.get("tail_complete", pd.Series(dtype=bool))}
-    for name, kind in (*MEASUREMENTS, ("tail_visible_length", "len")):
+    for name, kind in (*MEASUREMENTS, ("tail_visible_length", "len"), ("tail_lower_bound", "len"),
+                       ("tail_trace_length", "len")):
         v = df[name].astype(float) if name in df else pd.Series(np.nan, index=base.index)
         out.update(_with_units(name, kind, v, um_per_px))
     return pd.DataFrame(out)
@@ -216,10 +230,58 @@ def summarize_tracks(per_crop: pd.DataFrame, track_ids=None, min_quality: float 
             out[_iqr_name(c)] = out.track_id.map(iqr).astype(float)
         else:
             out[_iqr_name(c)] = np.nan
+    _tail_per_track(out, used)
     flags = track_flags(out)
     out = pd.concat([out, flags], axis=1)
     out["indicative"] = True
     return out
+
+
+#: a crop's measured tail length is kept for its track when it reaches this share of the track's
+#: lower bound (the frames where more of the tail was seen say the shorter ones stopped early)
+TAIL_KEEP_FRAC = 0.8
+
+#: a short tail is flagged only when measured short in at least this many crops (frames)
+SHORT_MIN_CROPS = 2
+
+
+def _tail_per_track(out: pd.DataFrame, used: pd.DataFrame) -> None:
+    """The track's tail length from its crops (in place). The same tail is seen in every crop,
+    but only in some does the trace reach its end; the confident traces that faded or left the
+    window bound it from below. A crop whose midpiece / tail boundary was not resolved gets its
+    tail as its whole trace minus the track's median midpiece.
+
+    - ``tail_lower_um``: the 75th percentile of those lower bounds (with 5 crops, about the
+      second longest: one trace that ran on past the tip does not set it);
+    - ``tail_length_um``: the median of the measured lengths (traces that faded inside the
+      window, confidently) that reach ``TAIL_KEEP_FRAC`` of ``tail_lower_um`` (the frames where
+      more of the tail was seen say the shorter ones stopped early); NaN when none does: the
+      tail was not seen to its end, so it is not measured (and not short);
+    - ``n_tail_measured``: the crops behind ``tail_length_um``; ``tail_length_iqr_um`` their IQR.
+    """
+    cols = ("tail_length_um", "tail_length_px", "tail_length_iqr_um", "tail_length_iqr_px")
+    need = ("tail_lower_bound_um", "tail_trace_length_um", "midpiece_length_um", "tail_complete")
+    if not len(used) or any(c not in used for c in need):
+        out["tail_lower_um"] = np.nan
+        out["n_tail_measured"] = 0
+        return
+    scale = (used["tail_trace_length_um"] / used["tail_trace_length_px"]).dropna()
+    mid = used["midpiece_length_um"].fillna(used["track_id"].map(used.groupby("track_id")["midpiece_length_um"].median()))
+    own = used["midpiece_length_um"].notna()
+    tail = used["tail_length_um"].where(own, used["tail_trace_length_um"] - mid)
+    tail = tail.where(used["tail_complete"].astype(bool))
+
+    bound = used["tail_lower_bound_um"].where(own, used["tail_trace_length_um"] - mid).where(
+        used["tail_lower_bound_um"].notna())
+    lower = bound.groupby(used["track_id"]).quantile(0.75)
+    ok = tail.notna() & ~(tail < TAIL_KEEP_FRAC * used["track_id"].map(lower))
+    g = tail[ok].groupby(used.loc[ok, "track_id"])
+    out["tail_lower_um"] = out.track_id.map(lower).astype(float)
+    out["n_tail_measured"] = out.track_id.map(g.size()).fillna(0).astype("int64")
+    med = out.track_id.map(g.median()).astype(float)
+    iqr = out.track_id.map(g.quantile(0.75) - g.quantile(0.25)).astype(float)
+    s = float(scale.iloc[0]) if len(scale) else np.nan
+    out[cols[0]], out[cols[1]], out[cols[2]], out[cols[3]] = med, med / s, iqr, iqr / s
 
 
 def track_flags(t: pd.DataFrame) -> pd.DataFrame:
@@ -234,6 +296,13 @@ def track_flags(t: pd.DataFrame) -> pd.DataFrame:
     head_ok = L.notna() & W.notna()
     loop = t["tail_loop"] if "tail_loop" in t else pd.Series(np.nan, index=t.index)
     turning = t["tail_total_turning_deg"]
+    lower = t["tail_lower_um"] if "tail_lower_um" in t else pd.Series(np.nan, index=t.index)
+    n_meas = t["n_tail_measured"] if "n_tail_measured" in t else pd.Series(np.inf, index=t.index)
+    # not short: measured at least the limit, or seen that long in some frame; short: measured
+    # under it in at least SHORT_MIN_CROPS frames and never seen longer (a tail that ends short in
+    # one frame only may have left the focal plane there: not known)
+    long_ = (t["tail_length_um"] >= R["tail_length_um_min"]) | (lower >= R["tail_length_um_min"])
+    short = (t["tail_length_um"] < R["tail_length_um_min"]) & ~long_ & (n_meas >= SHORT_MIN_CROPS)
     coiled = (turning > R["tail_turning_deg_max"]) | (loop >= 0.5)
     return pd.DataFrame({
         "flag_small_head": flag((L < R["head_length_um"][0]) & (W < R["head_width_um"][0]), head_ok),
@@ -243,9 +312,9 @@ def track_flags(t: pd.DataFrame) -> pd.DataFrame:
         "flag_amorphous_head": flag((reg < R["head_regularity"][0]) | (reg > R["head_regularity"][1]), reg.notna()),
         "flag_bent_neck": flag(t["midpiece_angle_deg"] > R["midpiece_angle_deg_max"], t["midpiece_angle_deg"].notna()),
         "flag_coiled_tail": flag(coiled, turning.notna() | loop.notna()),
-        # a coil looks short (its turns overlap): it is flagged coiled, not short
-        "flag_short_tail": flag((t["tail_length_um"] < R["tail_length_um_min"]) & ~coiled.fillna(False),
-                                t["tail_length_um"].notna()),
+        # a coil looks short (its turns overlap): it is flagged coiled, not short; a tail seen
+        # (in some frame) at least as long as the limit is not short, measured or not
+        "flag_short_tail": flag(short & ~coiled.fillna(False), short | long_),
     })
 
 
