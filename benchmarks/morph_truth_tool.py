@@ -106,11 +106,27 @@ def crop_path(cell: dict, truth_dir: Path = TRUTH_DIR) -> Path:
     return Path(truth_dir) / cell["crop"]["file"]
 
 
+_SOURCE_FRAMES: dict[tuple[str, int], np.ndarray] = {}
+
+
 def load_crop(cell: dict, truth_dir: Path = TRUTH_DIR) -> np.ndarray:
-    img = cv2.imread(str(crop_path(cell, truth_dir)), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise FileNotFoundError(crop_path(cell, truth_dir))
-    return img
+    """The cell's crop: cut from its source frame in ../shared/data/visem (the repository keeps
+    only the annotations and the crop rectangles, never copies of the shared data); a PNG at
+    ``cell["crop"]["file"]`` is used when present (e.g. an annotator's working copy).
+
+    Raises:
+        FileNotFoundError / InputFileError: the shared source is absent.
+    """
+    p = crop_path(cell, truth_dir)
+    if p.is_file():
+        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        if img is not None:
+            return img
+    src, cr = cell["source"], cell["crop"]
+    key = (src["name"], int(src["frame"]))
+    if key not in _SOURCE_FRAMES:
+        _SOURCE_FRAMES[key] = read_frames(src["name"], [key[1]])[key[1]]
+    return _SOURCE_FRAMES[key][cr["y0"]:cr["y0"] + cr["h"], cr["x0"]:cr["x0"] + cr["w"]].copy()
 
 
 # ------------------------------------------------------------------------------------------------

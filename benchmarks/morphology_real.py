@@ -104,12 +104,16 @@ def load_truth() -> tuple[pd.DataFrame, list[dict]]:
 
 
 def check_crops(cells: list[dict], frames: dict[tuple[str, int], np.ndarray]) -> int:
-    """Truth crops that differ from their source frame (0 expected: provenance check)."""
+    """Stored truth crops (annotators' working copies, when present) that differ from their source
+    frame (0 expected: provenance check). The repository keeps no crops: they are cut from the
+    shared frames on use."""
     bad = 0
     for c in cells:
         g = frames[(c["source"]["name"], c["source"]["frame"])]
         cr = c["crop"]
         crop = g[cr["y0"]:cr["y0"] + cr["h"], cr["x0"]:cr["x0"] + cr["w"]]
+        if not (TRUTH_DIR / cr["file"]).is_file():
+            continue
         png = cv2.imread(str(TRUTH_DIR / cr["file"]), cv2.IMREAD_GRAYSCALE)
         if png is None or png.shape != crop.shape or int(np.abs(png.astype(int) - crop.astype(int)).max()) > 0:
             bad += 1
