@@ -191,40 +191,17 @@ def per_frame_in_view(tracks: pd.DataFrame, n_frames: int, width_px: int = WIDTH
     return counts
 
 
-def _install_pdf_stub() -> None:
-    """A stand-in ``spermtrack.report.pdf`` whose ``write_report_pdf`` writes a dummy file."""
-    import types
-
-    mod = types.ModuleType("spermtrack.report.pdf")
-
-    def write_report_pdf(path, meta, metrics, plots=None):
-        Path(path).write_bytes(b"%PDF-1.4\n% stub written by benchmarks/concentration_real.py\n")
-        return Path(path)
-
-    mod.write_report_pdf = write_report_pdf
-    sys.modules["spermtrack.report.pdf"] = mod
-
-
-def run_engine(video: Path, depth: float) -> tuple[object, float, str]:
-    """``(AnalysisResult, wall s, note)`` of ``analyze_video`` on ``video`` (temporary output)."""
+def run_engine(video: Path, depth: float) -> tuple[object, float]:
+    """``(AnalysisResult, wall s)`` of ``analyze_video`` on ``video`` (temporary output)."""
     from spermtrack.pipeline.analyze import analyze_video
     from spermtrack.config import Config
 
     cfg = Config().replace("sample", chamber_depth_um=depth).replace("report", annotated_video=False)
-    note = "none"
     with tempfile.TemporaryDirectory(prefix="conc-real-") as tmp:
         t0 = time.perf_counter()
-        try:
-            res = analyze_video(video, tmp, config=cfg, um_per_px=UM_PER_PX, progress=False)
-        except (ImportError, AttributeError) as err:
-            note = (f"the first run failed ({type(err).__name__}: {err}); `spermtrack.report.pdf` was replaced "
-                    f"by a stub writing a dummy report.pdf and the run repeated (no effect on counts)")
-            print(f"warning: {note}", file=sys.stderr)
-            _install_pdf_stub()
-            t0 = time.perf_counter()
-            res = analyze_video(video, tmp, config=cfg, um_per_px=UM_PER_PX, progress=False)
+        res = analyze_video(video, tmp, config=cfg, um_per_px=UM_PER_PX, progress=False)
         wall = time.perf_counter() - t0
-    return res, wall, note
+    return res, wall
 
 
 def match_split(tracks: pd.DataFrame, labels_dir: Path, n_frames: int) -> pd.DataFrame:
@@ -375,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     eng_lines: list[str] = []
     if not args.skip_engine and rd.require(rd.VIDEO11, rd.LABELS11):
         depth = round(float(depth_um(vol_all)), 1)
-        res, wall, note = run_engine(rd.VIDEO11, depth)
+        res, wall = run_engine(rd.VIDEO11, depth)
         c = res.meta["concentration"]
         nf = int(c["n_frames"])
         per_eng = per_frame_in_view(res.tracks, nf, int(c["width_px"]), int(c["height_px"]))
@@ -405,8 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             f"motion-only tracker, refine, sperm-class tracks; {wall:.0f} s wall on the 2 shared cores; "
             f"{nf} frames analysed ({res.meta['video']['n_frames_container']} in the container). "
             f"Depth {depth:g} um = the median implied depth of section 1 (so the engine's concentration is "
-            f"calibrated with video 11 inside; it is shown for the units, the count is what is judged). "
-            f"Stub / retry: {note}.",
+            f"calibrated with video 11 inside; it is shown for the units, the count is what is judged).",
             "",
             "| quantity | engine | labels | engine / labels |",
             "|---|---|---|---|",

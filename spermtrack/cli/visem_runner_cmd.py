@@ -1,21 +1,6 @@
 """``spermtrack visem ROOT --out DIR [--tracks engine|gt]``: the motility comparison against the
-lab, on anyone's VISEM-Tracking copy, in one table (``DIR/visem_results.csv`` and ``.md``).
-
-``--tracks engine`` (default, the whole product): analyse every video, score the tracking against
-its labels (TrackEval: HOTA, IDF1, MOTA, ID switches, on annotated frames only) and the motility
-against the lab's clinical values. ``--tracks gt`` (the grader only): no video is decoded; the
-dataset's own sperm tracks (``labels_ftid/``) are graded with the configured preset, and the
-per-track metrics go to ``DIR/<video>/gt_kinematics.csv``; the tracking columns are absent.
-
-Either way every video row holds, per aggregation mode (track, window) and quantity
-(progressive, non-progressive, immotile), the predicted percentage ``{mode}_{q}_pct``, the
-absolute error ``{mode}_{q}_abs_err`` and the signed error ``{mode}_{q}_err`` (predicted -
-reference); the table ends with a ``MAE / mean`` row (mean over videos of every score and absolute
-error) and a ``bias`` row (mean signed error).
-
-The lab's "progressive" is WHO a + b. Synthetic copies (``spermtrack synth``) have no clinical
-row; their reference is the exact truth in ``gt/tracks_truth.csv``.
-"""
+lab, on anyone's VISEM-Tracking copy, in one table (``DIR/visem_results.csv`` and ``.md``). The
+library behind it, and what the table holds, is :mod:`spermtrack.pipeline.visem`."""
 
 from __future__ import annotations
 
