@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spermtrack.types import EDGE_OFFSET_PX
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 VISEM = SHARED_DATA / "visem"
@@ -60,7 +62,9 @@ def rel(p: Path) -> str:
 # --- labels and truth -------------------------------------------------------------------------
 
 def read_yolo_labels(path: str | Path, width: int = 640, height: int = 480) -> np.ndarray:
-    """``(N, 5)`` float array ``cls, cx, cy, w, h`` in pixels from a YOLO label file.
+    """``(N, 5)`` float array ``cls, cx, cy, w, h`` in pixels from a YOLO label file, centres in
+    spermtrack's pixel-centre coordinates (the labels' edge coordinates minus
+    :data:`spermtrack.types.EDGE_OFFSET_PX`).
 
     An empty file gives ``(0, 5)``. Blank lines are skipped; a malformed line raises ValueError
     naming the file and line.
@@ -76,6 +80,7 @@ def read_yolo_labels(path: str | Path, width: int = 640, height: int = 480) -> n
             rows.append([float(v) for v in parts])
     a = np.asarray(rows, np.float64).reshape(-1, 5)
     a[:, 1:] *= np.array([width, height, width, height], np.float64)
+    a[:, 1:3] -= EDGE_OFFSET_PX
     return a
 
 
@@ -192,13 +197,15 @@ def gt_video_ids() -> list[int]:
 
 def read_gt_tracks(video_id: int, sperm_only: bool = True) -> pd.DataFrame:
     """Tracks table (``track_id, frame`` 0-based, ``x, y`` box centre, ``w, h``, ``cls``) of
-    ``gt/video{id}_gt_mot.txt.gz`` (MOT: ``frame(1-based),id,left,top,w,h,1,class,1``)."""
+    ``gt/video{id}_gt_mot.txt.gz`` (MOT: ``frame(1-based),id,left,top,w,h,1,class,1``, edge
+    coordinates as the YOLO labels they come from; centres here in pixel-centre coordinates)."""
     from spermtrack.types import make_tracks
 
     path = GT_DIR / f"video{int(video_id)}_gt_mot.txt.gz"
     a = pd.read_csv(path, header=None).to_numpy(np.float64)
     df = pd.DataFrame({"track_id": a[:, 1].astype(np.int64), "frame": a[:, 0].astype(np.int64) - 1,
-                       "x": a[:, 2] + a[:, 4] / 2, "y": a[:, 3] + a[:, 5] / 2, "w": a[:, 4], "h": a[:, 5],
+                       "x": a[:, 2] + a[:, 4] / 2 - EDGE_OFFSET_PX, "y": a[:, 3] + a[:, 5] / 2 - EDGE_OFFSET_PX,
+                       "w": a[:, 4], "h": a[:, 5],
                        "conf": 1.0, "cls": a[:, 7].astype(np.int64)})
     if sperm_only:
         df = df[df["cls"] == SPERM]

@@ -19,7 +19,7 @@ def test_read_yolo_labels_to_pixels(tmp_path):
     p.write_text("0 0.5 0.25 0.0375 0.05\n\n1 0.1 0.2 0.1 0.1\n")
     a = rd.read_yolo_labels(p, 640, 480)
     assert a.shape == (2, 5)
-    np.testing.assert_allclose(a[0], [0, 320, 120, 24, 24])
+    np.testing.assert_allclose(a[0], [0, 319.5, 119.5, 24, 24])  # pixel-centre coordinates
     empty = tmp_path / "e.txt"
     empty.write_text("")
     assert rd.read_yolo_labels(empty).shape == (0, 5)

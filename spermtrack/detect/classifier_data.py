@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from spermtrack.detect.classifier import (CROP_SIZE, CandidateClassifier, build_model, contrast_channel,
                                           normalise_patches, raw_patches)
 from spermtrack.errors import InputFileError, ParameterError
+from spermtrack.types import EDGE_OFFSET_PX
 
 #: Side of the stored raw patches for the default crop (>= crop_size * sqrt(2) + 2: any rotation
 #: still fills the crop); :func:`raw_size_for` gives it for other crops.
@@ -258,8 +259,9 @@ def read_yolo_labels(path: Path, W: int, H: int) -> np.ndarray:
     arr = np.loadtxt(path, ndmin=2) if path.stat().st_size else np.zeros((0, 5))
     if arr.size and arr.shape[1] < 5:
         raise InputFileError(path, "expected `cls cx cy w h` per line")
-    arr = arr[:, :5].astype(np.float64).reshape(-1, 5)
-    return arr * np.array([1, W, H, W, H])
+    arr = arr[:, :5].astype(np.float64).reshape(-1, 5) * np.array([1, W, H, W, H])
+    arr[:, 1:3] -= EDGE_OFFSET_PX  # labels' edge coordinates -> pixel-centre coordinates
+    return arr
 
 
 def match_label_set(frame: np.ndarray, label_sets: dict[int, np.ndarray]) -> int:

@@ -30,7 +30,7 @@ from spermtrack.detect.enhance import HLDNBM, rerender_background
 from spermtrack.detect.slicing import tile_grid
 from spermtrack.detect.yolo import collect_training_run
 from spermtrack.torchutil import ULTRALYTICS_TRAIN_ARGS, choose_device, ultralytics_offline
-from spermtrack.types import CLASS_NAMES
+from spermtrack.types import CLASS_NAMES, EDGE_OFFSET_PX
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,10 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def _write_labels(path: Path, xyxy, cls, x0, y0, tw, th, min_visible) -> None:
-    """YOLO label lines for the boxes visible in a tile (clipped; enough of them visible)."""
+    """YOLO label lines for the boxes visible in a tile (clipped; enough of them visible), in the
+    labels' edge coordinates (``xyxy`` comes in pixel-centre coordinates: :data:`EDGE_OFFSET_PX`)."""
     lines = []
-    for (l, t, r, b), c in zip(xyxy, cls):
+    for (l, t, r, b), c in zip(np.asarray(xyxy, np.float64).reshape(-1, 4) + EDGE_OFFSET_PX, cls):
         area = max(r - l, 0) * max(b - t, 0)
         cl, ct = max(l, x0), max(t, y0)
         cr, cb = min(r, x0 + tw), min(b, y0 + th)

@@ -22,7 +22,7 @@ from spermtrack.errors import InputFileError
 from spermtrack.detect.enhance import HLDNBM
 from spermtrack.detect.slicing import fuse_boxes, tile_grid
 from spermtrack.torchutil import choose_device, ultralytics_offline
-from spermtrack.types import Detections
+from spermtrack.types import EDGE_OFFSET_PX, Detections
 
 
 def load_yolo(weights: str | os.PathLike, task: str = "detect"):
@@ -123,7 +123,9 @@ class SlicedYoloDetector:
             b = res.boxes
             if b is None or len(b) == 0:
                 continue
-            xyxy = b.xyxy.cpu().numpy().astype(np.float64) + np.array([x0, y0, x0, y0], np.float64)
+            # ultralytics boxes are in edge coordinates (as the YOLO labels it learnt from)
+            xyxy = (b.xyxy.cpu().numpy().astype(np.float64) + np.array([x0, y0, x0, y0], np.float64)
+                    - EDGE_OFFSET_PX)
             per_frame[i].append(np.c_[xyxy, b.conf.cpu().numpy(), b.cls.cpu().numpy()])
         out = []
         for rows in per_frame:

@@ -7,8 +7,10 @@ One object per line, comma- (or whitespace-) separated::
 - ``frame`` is **1-based** in the file; spermtrack's Tracks table is 0-based, and this module
   is the only place that converts (``frame_table = frame_file - 1``).
 - ``id`` is the track id; detection files use ``-1``.
-- ``left, top, width, height`` is the box in px; the Tracks table stores its centre
-  (``x = left + width / 2``, ``y = top + height / 2``) and size (``w, h``).
+- ``left, top, width, height`` is the box in px, in edge coordinates (pixel column ``c`` spans
+  ``c .. c + 1``, as in VISEM's MOT ground truth); the Tracks table stores its centre in
+  spermtrack's pixel-centre coordinates (``x = left + width / 2 - 0.5``, ``y = top + height / 2
+  - 0.5``; :data:`spermtrack.types.EDGE_OFFSET_PX`) and size (``w, h``). Writers add the 0.5.
 - ``conf`` defaults to 1 when a line has only the first six columns.
 - Columns after ``conf`` (world ``x, y, z`` in MOT15, ``class, visibility`` in MOT16/17 ground
   truth, ``1,1,1`` in VISEM-Tracking's files) are not read: they mean different things in
@@ -32,7 +34,7 @@ import pandas as pd
 
 from spermtrack.errors import InputFileError, ParameterError
 from spermtrack.io.atomic import atomic_path, write_text_atomic
-from spermtrack.types import Detections, make_tracks
+from spermtrack.types import EDGE_OFFSET_PX, Detections, make_tracks
 
 #: The columns of a MOTChallenge 2D line, in order.
 MOT_COLUMNS: tuple[str, ...] = ("frame", "id", "left", "top", "width", "height", "conf", "x", "y", "z")
@@ -163,8 +165,8 @@ def read_mot(path: str | os.PathLike, *, min_conf: float | None = None) -> pd.Da
     df = pd.DataFrame({
         "track_id": a[:, 1].astype(np.int64),
         "frame": a[:, 0].astype(np.int64) - 1,
-        "x": a[:, 2] + a[:, 4] / 2.0,
-        "y": a[:, 3] + a[:, 5] / 2.0,
+        "x": a[:, 2] + a[:, 4] / 2.0 - EDGE_OFFSET_PX,
+        "y": a[:, 3] + a[:, 5] / 2.0 - EDGE_OFFSET_PX,
         "w": a[:, 4],
         "h": a[:, 5],
         "conf": a[:, 6],
@@ -192,7 +194,7 @@ def read_mot_detections(path: str | os.PathLike, *, min_conf: float | None = Non
     a = a[np.argsort(a[:, 0], kind="stable")]
     frames, starts = np.unique(a[:, 0].astype(np.int64), return_index=True)
     for f, rows in zip(frames, np.split(a, starts[1:])):
-        xyxy = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]])
+        xyxy = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]]) - EDGE_OFFSET_PX
         out[int(f) - 1] = Detections(xyxy, rows[:, 6], 0)
     return out
 
@@ -212,7 +214,8 @@ def write_mot(path: str | os.PathLike, tracks: pd.DataFrame, *,
     """Write a Tracks table as a MOTChallenge file, atomically.
 
     Lines are ``frame (1-based), id, left, top, width, height, conf, -1, -1, -1`` with
-    ``left = x - w / 2``, ``top = y - h / 2``, sorted by frame then id.
+    ``left = x - w / 2 + 0.5``, ``top = y - h / 2 + 0.5`` (edge coordinates, as VISEM's MOT
+    ground truth: :data:`spermtrack.types.EDGE_OFFSET_PX`), sorted by frame then id.
 
     Args:
         path: output ``.txt`` file.
@@ -238,8 +241,8 @@ def write_mot(path: str | os.PathLike, tracks: pd.DataFrame, *,
         w = np.where(np.isfinite(w), w, float(default_size_px))
         h = np.where(np.isfinite(h), h, float(default_size_px))
     order = np.lexsort((t["track_id"].to_numpy(), t["frame"].to_numpy()))
-    left = t["x"].to_numpy(float) - w / 2.0
-    top = t["y"].to_numpy(float) - h / 2.0
+    left = t["x"].to_numpy(float) - w / 2.0 + EDGE_OFFSET_PX
+    top = t["y"].to_numpy(float) - h / 2.0 + EDGE_OFFSET_PX
     frame, tid, conf = t["frame"].to_numpy(), t["track_id"].to_numpy(), t["conf"].to_numpy(float)
     del t
     # written in blocks: a million-row table must not become a million strings at once
@@ -261,7 +264,9 @@ def write_mot_detections(path: str | os.PathLike, dets_by_frame: dict[int, Detec
         if int(f) < 0:
             raise ParameterError(f"frame {f} < 0 (frames are 0-based)")
         d = dets_by_frame[f]
-        for (left, top, wd, ht), c in zip(d.ltwh.astype(np.float64), d.conf.astype(np.float64)):
+        ltwh = d.ltwh.astype(np.float64)
+        ltwh[:, :2] += EDGE_OFFSET_PX
+        for (left, top, wd, ht), c in zip(ltwh, d.conf.astype(np.float64)):
             lines.append(f"{int(f) + 1},-1,{_num(left)},{_num(top)},{_num(wd)},{_num(ht)},{_num(c)},-1,-1,-1")
     return write_text_atomic(path, "".join(line + "\n" for line in lines))
 

@@ -15,7 +15,8 @@ Rules this reader enforces:
   first appearance (frame, then line); :attr:`VisemVideo.id_map` keeps the mapping.
 - A malformed line raises :class:`~spermtrack.errors.InputFileError` naming the file and line.
 - Boxes are converted to pixels with the frame size of the video (probed from the mp4, else an
-  image, else ``gt/meta.json``, else 640x480 with a warning).
+  image, else ``gt/meta.json``, else 640x480 with a warning), and their centres from the labels'
+  edge coordinates to spermtrack's pixel-centre coordinates (:data:`spermtrack.types.EDGE_OFFSET_PX`).
 
 :func:`validate` checks per-frame class counts against ``sperm_counts_per_frame.csv`` (the
 official counts; ``spermtrack synth`` writes its own) and the internal consistency of a folder.
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from spermtrack.errors import InputFileError
-from spermtrack.types import CLASS_NAMES, VideoMeta, make_tracks
+from spermtrack.types import CLASS_NAMES, EDGE_OFFSET_PX, VideoMeta, make_tracks
 
 #: The official VISEM-Tracking split (video ids).
 OFFICIAL_SPLIT: dict[str, tuple[int, ...]] = {
@@ -240,7 +241,9 @@ def validate(video: VisemVideo, counts_csv: str | Path | None = None, *, max_pro
             rep.problems.append(f"labels/ and labels_ftid/ disagree on {len(bad)} frames (first: {int(bad[0])})")
     W, H = video.meta.width, video.meta.height
     bx = video.boxes
-    outside = (bx.x - bx.w / 2 < -0.5) | (bx.y - bx.h / 2 < -0.5) | (bx.x + bx.w / 2 > W + 0.5) | (bx.y + bx.h / 2 > H + 0.5)
+    # in pixel-centre coordinates the frame spans -0.5 .. W - 0.5; half a pixel of tolerance
+    x0, y0 = bx.x + EDGE_OFFSET_PX - bx.w / 2, bx.y + EDGE_OFFSET_PX - bx.h / 2
+    outside = (x0 < -0.5) | (y0 < -0.5) | (x0 + bx.w > W + 0.5) | (y0 + bx.h > H + 0.5)
     if outside.any():
         rep.problems.append(f"{int(outside.sum())} boxes extend outside the {W}x{H} frame")
     gt = video.folder / "gt" / "gt.txt"
@@ -402,6 +405,13 @@ def _parse_label_file(path: Path, n_fields: int, with_id: bool):
         yield i, (parts[0] if with_id else None, cls, vals)
 
 
+def _to_pixels(rows, size: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` boxes ``cx cy w h`` in pixels, centres in pixel-centre coordinates."""
+    box = np.asarray(rows, np.float64).reshape(-1, 4) * size
+    box[:, :2] -= EDGE_OFFSET_PX
+    return box
+
+
 def _read_ftid(files: dict[int, Path], size: np.ndarray, id_map: dict[str, int]) -> pd.DataFrame:
     rows_f, rows_id, rows_cls, rows_box, uids = [], [], [], [], []
     for frame, path in files.items():
@@ -416,7 +426,7 @@ def _read_ftid(files: dict[int, Path], size: np.ndarray, id_map: dict[str, int])
             rows_cls.append(cls)
             rows_box.append(vals)
             uids.append(uid)
-    box = np.asarray(rows_box, np.float64).reshape(-1, 4) * size
+    box = _to_pixels(rows_box, size)
     df = pd.DataFrame({"track_id": rows_id, "frame": rows_f, "x": box[:, 0], "y": box[:, 1],
                        "w": box[:, 2], "h": box[:, 3], "conf": 1.0, "cls": rows_cls, "track_uid": uids})
     return make_tracks(df, source="labels_ftid")
@@ -429,7 +439,7 @@ def _read_plain(files: dict[int, Path], size: np.ndarray) -> pd.DataFrame:
             frames.append(frame)
             classes.append(cls)
             boxes.append(vals)
-    box = np.asarray(boxes, np.float64).reshape(-1, 4) * size
+    box = _to_pixels(boxes, size)
     return pd.DataFrame({"frame": np.asarray(frames, np.int64), "cls": np.asarray(classes, np.int64),
                          "x": box[:, 0], "y": box[:, 1], "w": box[:, 2], "h": box[:, 3]})
 

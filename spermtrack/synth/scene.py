@@ -11,12 +11,13 @@ whatever the duration, and memory grows only linearly with it.
 
 Conventions:
 - Positions in px use pixel-centre coordinates (pixel column ``c`` spans ``x = c - 0.5 .. c +
-  0.5``; the convention of OpenCV drawing and image moments). Labels store ``x / width``.
+  0.5``; the convention of OpenCV drawing and image moments). Labels store ``(x + 0.5) / width``
+  (YOLO's edge coordinates, as VISEM's labels; :data:`spermtrack.types.EDGE_OFFSET_PX`).
 - A sperm is *in view* on a frame when its rendered head centre lies on the frame
   (``0 <= x <= width - 1`` and ``0 <= y <= height - 1``). Tails and heads partly outside are
   still drawn.
 - Label boxes are centred on the head centroid, with half-sizes equal to the rotated head
-  outline's extent plus :data:`BOX_MARGIN_UM`, then clipped to ``[0, width] x [0, height]``
+  outline's extent plus :data:`BOX_MARGIN_UM`, then clipped to the frame (``[-0.5, width - 0.5] x [-0.5, height - 0.5]``)
   (so a clipped box's centre moves inward; ``gt/paths.npz`` keeps the true centres).
 - Track ids are dense ints ``0..K-1`` in order of first appearance (frame, then object), which
   is also the order a VISEM reader assigns to the string ids; ``track_uid`` is
@@ -35,7 +36,7 @@ from spermtrack.synth import motion, morph
 from spermtrack.synth.motion import CellParams, Paths
 from spermtrack.synth.presets import (CIRCLING_SHARE, DEFAULT_LOOK, DEFAULT_MIX, MIX_CONCENTRATION, POPULATIONS,
                                       Difficulty, VisemLook, check_look, get_preset, get_visem_look)
-from spermtrack.types import check_positive, make_tracks
+from spermtrack.types import EDGE_OFFSET_PX, check_positive, make_tracks
 
 #: Margin added on each side of the head outline to make a label box (um).
 BOX_MARGIN_UM = 2.0
@@ -372,10 +373,11 @@ def label_boxes(scene: Scene) -> pd.DataFrame:
             ext = 0.5 * (ext + ext.max(axis=1, keepdims=True))
         half = ext + margin
         xy = scene.head_px[row, frames]
-        left = np.maximum(xy[:, 0] - half[:, 0], 0.0)
-        right = np.minimum(xy[:, 0] + half[:, 0], float(W))
-        top = np.maximum(xy[:, 1] - half[:, 1], 0.0)
-        bottom = np.minimum(xy[:, 1] + half[:, 1], float(H))
+        # the frame spans -0.5 .. W - 0.5 in pixel-centre coordinates
+        left = np.maximum(xy[:, 0] - half[:, 0], -EDGE_OFFSET_PX)
+        right = np.minimum(xy[:, 0] + half[:, 0], W - EDGE_OFFSET_PX)
+        top = np.maximum(xy[:, 1] - half[:, 1], -EDGE_OFFSET_PX)
+        bottom = np.minimum(xy[:, 1] + half[:, 1], H - EDGE_OFFSET_PX)
         rows.append(pd.DataFrame({
             "track_id": scene.track_of[row], "frame": frames, "x": (left + right) / 2, "y": (top + bottom) / 2,
             "w": right - left, "h": bottom - top, "conf": 1.0, "cls": cell.cls,

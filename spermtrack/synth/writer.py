@@ -36,7 +36,7 @@ from spermtrack.io.atomic import write_csv_atomic, write_json_atomic, write_text
 from spermtrack.synth import masks as masks_mod
 from spermtrack.synth.render import colorize, frame_boxes, frame_geometry, render_frame
 from spermtrack.synth.scene import Scene
-from spermtrack.types import CLASS_NAMES
+from spermtrack.types import CLASS_NAMES, EDGE_OFFSET_PX
 
 #: Version of the generator's model and output format (bump when truth or layout changes).
 SYNTH_VERSION = "1"
@@ -52,7 +52,9 @@ def label_lines(boxes: pd.DataFrame, width: int, height: int, vid: str) -> tuple
     if boxes.empty:
         return "", ""
     b = boxes.sort_values("track_id")
-    vals = np.column_stack([b["x"] / width, b["y"] / height, b["w"] / width, b["h"] / height])
+    # YOLO labels are in edge coordinates (spermtrack.types.EDGE_OFFSET_PX), as VISEM's are
+    vals = np.column_stack([(b["x"] + EDGE_OFFSET_PX) / width, (b["y"] + EDGE_OFFSET_PX) / height,
+                            b["w"] / width, b["h"] / height])
     vals = np.clip(vals, 0.0, 1.0)
     plain, ftid = [], []
     for tid, cls, v in zip(b["track_id"].to_numpy(), b["cls"].to_numpy(), vals):

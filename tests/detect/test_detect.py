@@ -19,7 +19,7 @@ from spermtrack.synth import generate, render_frame, simulate_cells
 from spermtrack.detect.blob import BlobDetector
 from spermtrack.evaluate.detmetrics import (average_precision, detection_scores, match_centres,
                                            truth_frames)
-from spermtrack.types import Detections
+from spermtrack.types import EDGE_OFFSET_PX, Detections
 
 
 def _clip(difficulty: str, seed: int):
@@ -166,7 +166,7 @@ def test_detect_cli_writes_mot_lines_with_one_based_frames(tiny_video, tmp_path)
     for i, d in enumerate(expected):
         got = rows[rows[:, 0] == i + 1]
         assert len(got) == len(d)
-        np.testing.assert_allclose(got[:, 2:6], d.ltwh, atol=1e-3)
+        np.testing.assert_allclose(got[:, 2:6], d.ltwh + [EDGE_OFFSET_PX, EDGE_OFFSET_PX, 0, 0], atol=1e-3)
         np.testing.assert_allclose(got[:, 6], d.conf, atol=1e-3)
 
 
@@ -227,4 +227,5 @@ def test_detect_cli_takes_the_detector_from_a_config(tiny_video, tmp_path):
                 BlobDetector(classifier=None, polarity="bright", box_margin_px=6.0).detect(frames)]
     assert len(rows) == sum(len(d) for d in expected) > 0
     for i, d in enumerate(expected):
-        np.testing.assert_allclose(rows[rows[:, 0] == i + 1][:, 2:6], d.ltwh, atol=1e-3)
+        np.testing.assert_allclose(rows[rows[:, 0] == i + 1][:, 2:6], d.ltwh + [EDGE_OFFSET_PX, EDGE_OFFSET_PX, 0, 0],
+                                   atol=1e-3)

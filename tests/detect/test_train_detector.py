@@ -117,6 +117,7 @@ def test_train_one_epoch_reload_and_detect(synth_root, tmp_path, monkeypatch):
     assert len(res) == 3 and det.n_predict_calls == 1  # all tiles of the 3 frames in one batch
     for d in res:
         assert d.xyxy.shape == (len(d), 4) and d.conf.shape == (len(d),) and d.cls.shape == (len(d),)
-        assert np.all(d.xyxy[:, [0, 1]] >= -1e-3) and np.all(d.xyxy[:, 2] <= W + 1e-3)
-        assert np.all(d.xyxy[:, 3] <= H + 1e-3) and np.all(d.xyxy[:, 2:] >= d.xyxy[:, :2])
+        # pixel-centre coordinates: the frame spans -0.5 .. W - 0.5
+        assert np.all(d.xyxy[:, [0, 1]] >= -0.5 - 1e-3) and np.all(d.xyxy[:, 2] <= W - 0.5 + 1e-3)
+        assert np.all(d.xyxy[:, 3] <= H - 0.5 + 1e-3) and np.all(d.xyxy[:, 2:] >= d.xyxy[:, :2])
         assert np.all((d.conf >= 0.001) & (d.conf <= 1)) and set(d.cls.tolist()) <= {0, 1, 2}

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from spermtrack.errors import InputFileError, ParameterError
 from spermtrack.io.mot import (MOT_COLUMNS, read_mot, read_mot_detections, write_mot,
                                write_mot_detections)
-from spermtrack.types import TRACK_COLUMNS, Detections, make_tracks
+from spermtrack.types import EDGE_OFFSET_PX, TRACK_COLUMNS, Detections, make_tracks
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 
@@ -24,9 +24,10 @@ def test_line_converts_to_a_tracks_row(tmp_path):
     p.write_text("3,7,10,20,4,6,0.9,-1,-1,-1\n1,7,11,21,4,6,1,-1,-1,-1\n")
     df = read_mot(p)
     assert tuple(df.columns) == TRACK_COLUMNS
+    # edge coordinates in the file, pixel-centre coordinates in the table (half a pixel less)
     assert df.to_dict("records") == [
-        {"track_id": 7, "frame": 0, "x": 13.0, "y": 24.0, "w": 4.0, "h": 6.0, "conf": 1.0, "cls": 0},
-        {"track_id": 7, "frame": 2, "x": 12.0, "y": 23.0, "w": 4.0, "h": 6.0, "conf": 0.9, "cls": 0},
+        {"track_id": 7, "frame": 0, "x": 12.5, "y": 23.5, "w": 4.0, "h": 6.0, "conf": 1.0, "cls": 0},
+        {"track_id": 7, "frame": 2, "x": 11.5, "y": 22.5, "w": 4.0, "h": 6.0, "conf": 0.9, "cls": 0},
     ]
     assert MOT_COLUMNS[:2] == ("frame", "id")
 
@@ -35,7 +36,7 @@ def test_whitespace_six_columns_and_extra_columns(tmp_path):
     p = tmp_path / "ws.txt"
     p.write_text("# comment\n\n1 2 0 0 10 10\n2   2 1 1 10 10\n")
     df = read_mot(p)
-    assert list(df.frame) == [0, 1] and list(df.conf) == [1.0, 1.0] and list(df.x) == [5.0, 6.0]
+    assert list(df.frame) == [0, 1] and list(df.conf) == [1.0, 1.0] and list(df.x) == [4.5, 5.5]
     q = tmp_path / "mot16gt.txt"  # MOT16 ground truth: conf, class, visibility after the box
     q.write_text("1,1,0,0,2,2,1,7,0.5\n1,2,5,5,2,2,0,1,1.0\n")
     df = read_mot(q)
@@ -119,8 +120,8 @@ def test_missing_box_size(tmp_path):
         write_mot(tmp_path / "t.txt", t)
     assert not (tmp_path / "t.txt").exists()
     write_mot(tmp_path / "t.txt", t, default_size_px=8)
-    assert (tmp_path / "t.txt").read_text().splitlines() == ["1,1,6,1,8,8,1,-1,-1,-1",
-                                                           "2,1,7,1,8,8,1,-1,-1,-1"]
+    assert (tmp_path / "t.txt").read_text().splitlines() == ["1,1,6.5,1.5,8,8,1,-1,-1,-1",
+                                                           "2,1,7.5,1.5,8,8,1,-1,-1,-1"]
 
 
 def test_detections_round_trip(tmp_path):
@@ -129,7 +130,7 @@ def test_detections_round_trip(tmp_path):
             3: Detections.empty()}
     p = tmp_path / "det.txt"
     write_mot_detections(p, dets)
-    assert p.read_text().splitlines()[0] == "1,-1,6,7,8,6,0.9,-1,-1,-1"  # w=8, h=6
+    assert p.read_text().splitlines()[0] == "1,-1,6.5,7.5,8,6,0.9,-1,-1,-1"  # w=8, h=6, edge coordinates
     back = read_mot_detections(p)
     assert sorted(back) == [0, 7]  # a frame with no line has no key
     for f in back:
@@ -148,8 +149,8 @@ def test_visem_video24_gt():
     assert df.frame.min() == 0 and df.frame.max() == 1469 and (df.cls == 0).all()
     first = path.read_text().splitlines()[0].split(",")  # "1,1,45,289,24,24,1,1,1"
     row = df[(df.track_id == int(first[1])) & (df.frame == int(first[0]) - 1)].iloc[0]
-    assert row.x == float(first[2]) + float(first[4]) / 2
-    assert row.y == float(first[3]) + float(first[5]) / 2
+    assert row.x == float(first[2]) + float(first[4]) / 2 - EDGE_OFFSET_PX
+    assert row.y == float(first[3]) + float(first[5]) / 2 - EDGE_OFFSET_PX
 
 
 def test_mot_challenge_reference_files():

@@ -31,10 +31,12 @@ REAL_CORE_WID = (4.0, 7.5)
 
 # sha256 of frames 0, 5, 9 + label boxes of simulate_cells(seconds=0.2, cells=20, seed=3) per
 # difficulty, recorded before the visem look existed: the classic look must stay bit-for-bit
+# (boxes re-hashed 2026-12-01: label boxes are now clipped to the frame in pixel-centre
+# coordinates, -0.5 .. W - 0.5; the rendered frames are unchanged)
 CLASSIC_SHA = {
-    "easy": "21e835b8a71a3cf3cc4038751395c9c4114d6f9c2e05aa899a5ba4a5ce3030a4",
-    "medium": "ae2d05abf6182f0cb353856c6888f3b1efc9b59ea8de3d31735bd824141ff3c6",
-    "hard": "d519aad8eec9f36be9ad43d859da41043f551f63f288886403b3d2e6cee4a77f",
+    "easy": "55a7ae7fc1a57dd422e839d052c39d3d748f2f39bdabf4911b8407a492279219",
+    "medium": "2ada45d1d5d3e08f739a1b462fe1da2cbd6851e7f50e802b10b68d92b67a2a3e",
+    "hard": "f333b1ade3f13ec553c9cb4ccd5b244917fd526df818a971877758c9e3dd60ff",
 }
 
 
