@@ -198,6 +198,8 @@ class RefineConfig(_Section):
     accel_sigma_px_s2: float | None = ranged(None, 1e-3, 1e8)
     min_accel_sigma_px_s2: float = ranged(500.0, 1e-3, 1e8)
     min_track_s: float = ranged(0.0, 0.0, 3600.0)
+    satellite_radius_boxes: float = ranged(0.55, 0.0, 10.0)
+    satellite_min_share: float = ranged(0.5, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -350,6 +350,10 @@ def refine_stage(res, cfg: Config, warnings: list[str], timings: dict) -> tuple[
     t0 = time.perf_counter()
     all_tracks = refine_tracks(res.tracks, res.meta.fps, stitch=cfg.track.stitch, params=refine_params(cfg))
     timings["refine_s"] = time.perf_counter() - t0
+    satellites = all_tracks.attrs.get("satellite_tracks", [])
+    if satellites:
+        warnings.append(f"{len(satellites)} track(s) riding beside a stronger head (halo, neck or tail spots, "
+                        f"double detections) re-labelled other (track.refine.satellite_min_share)")
     tracks, n_other = sperm_only(all_tracks)
     if n_other:
         warnings.append(f"{n_other} cluster / other (non-sperm) track(s) kept in tracks.csv but not graded "

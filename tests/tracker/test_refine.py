@@ -9,9 +9,9 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
 from spermtrack.tracker import kalman
-from spermtrack.tracker.refine import (RefineParams, estimate_meas_sigma, refine_tracks, resolve_crossings,
-                                       smoothed_boxes, stitch_tracklets)
-from spermtrack.types import make_tracks
+from spermtrack.tracker.refine import (RefineParams, estimate_meas_sigma, mark_satellites, refine_tracks,
+                                       resolve_crossings, smoothed_boxes, stitch_tracklets)
+from spermtrack.types import OTHER_CLS, make_tracks
 
 FPS = 50.0
 
@@ -213,3 +213,48 @@ def test_stitch_tolerates_a_turning_head():
     xy = np.column_stack([200 + 30 * np.cos(ang), 200 + 30 * np.sin(ang)])
     t = tracks_from({1: (f[:25], xy[:25]), 2: (f[29:], xy[29:])})
     assert stitch_tracklets(t, FPS)["track_id"].nunique() == 1
+
+
+def _cell(tid, frames, x, y, conf, cls=0, size=22.0):
+    n = len(frames)
+    return pd.DataFrame({"track_id": tid, "frame": frames, "x": np.broadcast_to(x, n).astype(float),
+                         "y": np.broadcast_to(y, n).astype(float), "w": size, "h": size,
+                         "conf": conf, "cls": cls})
+
+
+def test_a_track_riding_beside_a_stronger_head_becomes_other_and_crossing_cells_stay_sperm():
+    f = np.arange(100)
+    host_x = 100 + 2.0 * f
+    rng = np.random.default_rng(0)
+    t = make_tracks(pd.concat([
+        _cell(1, f, host_x, 200, 0.9),                                    # a head swimming right
+        _cell(2, f[10:90], host_x[10:90] + 7 + rng.normal(0, 1, 80), 203, 0.6),  # its halo spot
+        _cell(3, f, 300, 100 + 2.0 * f, 0.8),                             # crosses cell 4 once
+        _cell(4, f, 400 - 2.0 * f, 200, 0.7),                             # (they meet at frame 50)
+        _cell(5, f, 600, 400, 0.5, cls=1),                                # a cluster, untouched
+        _cell(6, f, 606, 400, 0.4),                                       # beside a cluster only
+    ], ignore_index=True))
+    out, marked = mark_satellites(t, radius_boxes=0.55, min_share=0.5)
+    assert marked == [2]
+    cls = out.groupby("track_id")["cls"].agg(lambda c: set(c))
+    assert cls[2] == {OTHER_CLS} and cls[1] == cls[3] == cls[4] == cls[6] == {0} and cls[5] == {1}
+    # positions and every other column untouched; the input table is not modified
+    pd.testing.assert_frame_equal(out.drop(columns="cls"), t.drop(columns="cls"))
+    assert (t["cls"] != OTHER_CLS).all()
+    # the weaker of two equally confident twins is the shorter one; off when share or radius is 0
+    twins = make_tracks(pd.concat([_cell(1, f, 50, 50, 0.8), _cell(2, f[:60], 55, 50, 0.8)], ignore_index=True))
+    assert mark_satellites(twins)[1] == [2]
+    assert mark_satellites(twins, min_share=0)[1] == [] and mark_satellites(twins, radius_boxes=0)[1] == []
+    # a satellite farther than the radius (0.55 x 22 px = 12.1 px) is a neighbour, not a satellite
+    apart = make_tracks(pd.concat([_cell(1, f, 50, 50, 0.9), _cell(2, f, 63, 50, 0.5)], ignore_index=True))
+    assert mark_satellites(apart)[1] == []
+
+
+def test_refine_marks_satellites_by_default_and_the_config_turns_it_off():
+    f = np.arange(60)
+    t = make_tracks(pd.concat([_cell(1, f, 100 + f, 100, 0.9), _cell(2, f, 106 + f, 102, 0.5)], ignore_index=True))
+    on = refine_tracks(t, 50.0)
+    assert set(on[on.track_id == 2]["cls"]) == {OTHER_CLS} and set(on[on.track_id == 1]["cls"]) == {0}
+    assert on.attrs["satellite_tracks"] == [2]
+    off = refine_tracks(t, 50.0, params=RefineParams(satellite_min_share=0.0))
+    assert set(off["cls"]) == {0}
