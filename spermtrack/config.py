@@ -200,6 +200,8 @@ class RefineConfig(_Section):
     min_track_s: float = ranged(0.0, 0.0, 3600.0)
     satellite_radius_boxes: float = ranged(0.55, 0.0, 10.0)
     satellite_min_share: float = ranged(0.5, 0.0, 1.0)
+    jump_min_boxes: float = ranged(0.3, 0.0, 10.0)
+    jump_factor: float = ranged(3.0, 1.0, 1000.0)
 
 
 @dataclass(frozen=True)
