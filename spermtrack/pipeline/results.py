@@ -32,7 +32,8 @@ TRACKS_CSV_COLUMNS: dict[str, str] = {
     "conf": "detector score", "cls": "class (0 sperm, 1 cluster, 2 small or pinhead, 3 other)",
     "x_smooth": "smoothed head centre x, px", "y_smooth": "smoothed head centre y, px",
     "interpolated": "True where a gap of the track was filled (no detection in that frame)",
-    "x_px": "head centre x, px, from the left edge", "y_px": "head centre y, px, from the top edge",
+    "x_px": "head centre x, px, pixel-centre coordinates (the top-left pixel's centre is 0; "
+            "tracks_mot.txt and YOLO labels add 0.5)", "y_px": "head centre y, px, pixel-centre coordinates",
     "w_px": "box width, px", "h_px": "box height, px",
     "x_um": "head centre x, um (x_px * um_per_px)", "y_um": "head centre y, um (y_px * um_per_px)",
 }
