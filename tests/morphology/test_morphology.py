@@ -199,7 +199,7 @@ def test_cli_writes_one_row_per_track(tmp_path, scene):
     assert set(df.track_id) == set(scene.boxes.track_id)
     assert (tmp_path / "g.png").stat().st_size > 1000 and (tmp_path / "morph.json").is_file()
     assert main(["morphology", str(video), "--tracks", str(tracks), "--um-per-px", "0.5", "--out", str(out),
-                 "--segmenter", "sam"]) == 2
+                 "--segmenter", "sam", "--weights", str(tmp_path / "missing.pth")]) == 2
     assert main(["morphology", str(video), "--tracks", str(tracks), "--um-per-px", "0.5", "--out", str(out),
                  "--segmenter", "yolo-seg", "--weights", str(tmp_path / "missing.pt")]) == 2
 
