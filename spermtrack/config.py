@@ -202,6 +202,7 @@ class RefineConfig(_Section):
     satellite_min_share: float = ranged(0.5, 0.0, 1.0)
     jump_min_boxes: float = ranged(0.3, 0.0, 10.0)
     jump_factor: float = ranged(3.0, 1.0, 1000.0)
+    jump_evidence_s: float = ranged(1.0, 0.0, 60.0)
 
 
 @dataclass(frozen=True)

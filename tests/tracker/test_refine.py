@@ -263,19 +263,24 @@ def test_refine_marks_satellites_by_default_and_the_config_turns_it_off():
 def test_a_track_that_leaps_onto_a_neighbour_is_cut_and_restitched_to_its_head():
     """An immotile head (track 1) loses its detection at frame 40 and the online track leaps
     14 px onto a debris dot that stays there; the head itself comes back as track 2 three frames
-    later. Cut at the leap and restitched, the head is one track again and the dot another."""
+    later. Cut at the leap and restitched, the head is one track again and the dot another. A
+    fast swimmer and a path in keyframe steps (nothing left behind) are never cut."""
     rng = np.random.default_rng(1)
     f = np.arange(100)
     head = _cell(1, f[:40], 200 + rng.normal(0, 0.3, 40), 100 + rng.normal(0, 0.3, 40), 0.9)
     dot = _cell(1, f[40:], 214 + rng.normal(0, 0.3, 60), 100 + rng.normal(0, 0.3, 60), 0.6)
     back = _cell(2, f[43:], 200 + rng.normal(0, 0.3, 57), 100 + rng.normal(0, 0.3, 57), 0.9)
     swimmer = _cell(3, f, 50 + 5.0 * f + rng.normal(0, 0.5, 100), 300, 0.9)  # 5 px/frame: never cut
-    t = make_tracks(pd.concat([head, dot, back, swimmer], ignore_index=True))
-    cut, n = split_jumps(t)
-    assert n == 1 and cut["track_id"].nunique() == 4
+    # a path in keyframe steps (1 px a frame, then an 8 px catch-up step) with nothing left behind
+    steps = np.tile([1.0, 1.0, 1.0, 1.0, 8.0], 20)
+    keyframed = _cell(4, f, 300 + np.cumsum(steps), 400, 0.9)
+    t = make_tracks(pd.concat([head, dot, back, swimmer, keyframed], ignore_index=True))
+    cut, n = split_jumps(t, FPS)
+    assert n == 1 and cut["track_id"].nunique() == 5
+    assert set(cut[cut.y == 400]["track_id"]) == {4}
     assert set(cut[cut.track_id == 3]["frame"]) == set(f)
     pieces = cut.groupby("track_id")["x"].agg(["min", "max"])
-    assert (pieces["max"] - pieces["min"]).drop(3).max() < 3  # every stationary piece is one object
+    assert (pieces["max"] - pieces["min"]).drop([3, 4]).max() < 3  # every stationary piece is one object
     out = refine_tracks(t, FPS, params=RefineParams(satellite_min_share=0.0))
     out = out[out.y < 200]  # the swimmer passes x = 200 at y = 300
     at_head = out[(out.x - 200).abs() < 3]
