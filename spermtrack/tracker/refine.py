@@ -47,6 +47,14 @@ _MAX_SCAN_SWAPS = 4
 #: weight of each fragment end's wobble about its fitted line (the head's lateral beat and the
 #: detector jitter, px^2) in the stitch tolerance
 _STITCH_WOBBLE = 4.0
+#: largest component the stitcher solves with a dense cost matrix; larger ones go sparse
+_DENSE_ASSIGN_CELLS = 1_000_000
+#: cost of leaving an end or a start unmatched in the sparse assignment: far above a pair's cost
+#: (<= stitch_chi2, ~9), so that the most pairs win first as with the dense solver's _BIG (the
+#: sparse solver's time grows with it: 1e6 was 300x slower than 1e3 on random graphs)
+_SKIP = 1e3
+#: candidate (end, start) pairs scored at once by the stitcher (bounds its memory)
+_STITCH_BLOCK_PAIRS = 200_000
 
 
 @dataclass(frozen=True)
@@ -238,15 +246,22 @@ def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3
     candidates = np.flatnonzero(same & (step > min_jump))
     if not len(candidates):
         return t, 0
+    # rule (1), vectorised over the candidates: the median speed of the steps around each
+    offs = np.r_[np.arange(-window, 0), np.arange(1, window + 1)]
+    nb = candidates[:, None] + offs[None, :]
+    inside = (nb >= 0) & (nb < len(speed))
+    nb = np.clip(nb, 0, len(speed) - 1)
+    around = np.where(inside & (tid[nb] == tid[candidates][:, None]), speed[nb], np.nan)
+    enough = np.isfinite(around).sum(axis=1) >= 2
+    typical = np.full(len(candidates), np.inf)
+    typical[enough] = np.nanmedian(around[enough], axis=1)
+    candidates = candidates[step[candidates] > factor * typical * gap[candidates]]
+    if not len(candidates):
+        return t, 0
     horizon = max(1, int(round(evidence_s * fps)))
     tree = cKDTree(xy)
     cut = np.zeros(len(t), bool)
     for i in candidates:
-        lo, hi = max(0, i - window), min(len(speed), i + window + 1)
-        idx = np.r_[np.arange(lo, i), np.arange(i + 1, hi)]
-        idx = idx[(tid[idx] == tid[i]) & np.isfinite(speed[idx])]
-        if len(idx) < 2 or step[i] <= factor * float(np.median(speed[idx])) * gap[i]:
-            continue
         left = np.asarray(tree.query_ball_point(xy[i], min_jump), np.int64)
         left = left[(tid[left] != tid[i]) & (frame[left] > frame[i]) & (frame[left] <= frame[i] + horizon)]
         if len(left):
@@ -294,24 +309,35 @@ def stitch_tracklets(tracks: pd.DataFrame, fps: float, params: RefineParams | No
     counts = np.maximum(hi - lo, 0)
     if not counts.any():
         return t
-    i = np.repeat(np.arange(len(ids)), counts)
-    j = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi) if b > a])]
-    g = (fs[j] - fe[i]).astype(np.float64)
-    fwd = pe[i] + ve[i] * g[:, None] - ps[j]
-    bwd = ps[j] - vs[j] * g[:, None] - pe[i]
-    err2 = 0.5 * ((fwd ** 2).sum(-1) + (bwd ** 2).sum(-1))
-    sig2 = (p.stitch_pos_sigma_px ** 2 + (p.stitch_speed_sigma_px_s / fps * g) ** 2
-            + _STITCH_WOBBLE * (re[i] + rs[j]))
-    cost = err2 / sig2
     if p.stitch_size_sigma > 0:
         logwh = np.log(np.maximum(t[["w", "h"]].fillna(1.0).to_numpy(np.float64), 1.0))
         size_end = np.array([np.median(logwh[max(a, b - k):b], axis=0) for a, b in zip(starts, ends)])
         size_start = np.array([np.median(logwh[a:min(b, a + k)], axis=0) for a, b in zip(starts, ends)])
-        cost = cost + ((size_end[i] - size_start[j]) ** 2).sum(-1) / p.stitch_size_sigma ** 2
-    jump = np.hypot(*(ps[j] - pe[i]).T)
-    slack = 2 * np.sqrt(p.stitch_pos_sigma_px ** 2 + _STITCH_WOBBLE * (re[i] + rs[j]))
-    ok = (cost <= p.stitch_chi2) & (jump <= p.max_speed_px_s / fps * g + slack)
-    i, j, cost = i[ok], j[ok], cost[ok]
+
+    def scored(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The gated candidate pairs ``(i, j, cost)`` of the ends in ``block``."""
+        i = np.repeat(block, counts[block])
+        j = order[np.concatenate([np.arange(lo[b], hi[b]) for b in block if hi[b] > lo[b]])]
+        g = (fs[j] - fe[i]).astype(np.float64)
+        fwd = pe[i] + ve[i] * g[:, None] - ps[j]
+        bwd = ps[j] - vs[j] * g[:, None] - pe[i]
+        err2 = 0.5 * ((fwd ** 2).sum(-1) + (bwd ** 2).sum(-1))
+        sig2 = (p.stitch_pos_sigma_px ** 2 + (p.stitch_speed_sigma_px_s / fps * g) ** 2
+                + _STITCH_WOBBLE * (re[i] + rs[j]))
+        cost = err2 / sig2
+        if p.stitch_size_sigma > 0:
+            cost = cost + ((size_end[i] - size_start[j]) ** 2).sum(-1) / p.stitch_size_sigma ** 2
+        jump = np.hypot(*(ps[j] - pe[i]).T)
+        slack = 2 * np.sqrt(p.stitch_pos_sigma_px ** 2 + _STITCH_WOBBLE * (re[i] + rs[j]))
+        ok = (cost <= p.stitch_chi2) & (jump <= p.max_speed_px_s / fps * g + slack)
+        return i[ok], j[ok], cost[ok]
+
+    # ends in blocks of ~200k candidate pairs: memory stays bounded however many fragments
+    # (14,000 fragments of a flood of detections made 3.4 M pairs, ~1 GB at once)
+    with_pairs = np.flatnonzero(counts)
+    block_id = np.cumsum(counts[with_pairs]) // _STITCH_BLOCK_PAIRS
+    parts = [scored(with_pairs[block_id == b]) for b in np.unique(block_id)]
+    i, j, cost = (np.concatenate(c) for c in zip(*parts))
     if not len(i):
         return t
     nxt = _assign_pairs(i, j, cost, len(ids))
@@ -345,6 +371,10 @@ def _assign_pairs(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n: int) -> dic
         sel = np.flatnonzero(pair_comp == c)
         rr, ri = np.unique(i[sel], return_inverse=True)
         cc, ci = np.unique(j[sel], return_inverse=True)
+        if len(rr) * len(cc) > _DENSE_ASSIGN_CELLS:
+            for x, y in _sparse_assignment(ri, ci, cost[sel], len(rr), len(cc)):
+                nxt[int(rr[x])] = int(cc[y])
+            continue
         m = np.full((len(rr), len(cc)), _BIG)
         m[ri, ci] = cost[sel]
         a, b = linear_sum_assignment(m)
@@ -352,6 +382,29 @@ def _assign_pairs(i: np.ndarray, j: np.ndarray, cost: np.ndarray, n: int) -> dic
             if m[x, y] < _BIG:
                 nxt[int(rr[x])] = int(cc[y])
     return nxt
+
+
+def _sparse_assignment(ri: np.ndarray, ci: np.ndarray, cost: np.ndarray, n_rows: int, n_cols: int
+                       ) -> list[tuple[int, int]]:
+    """The same minimum-cost partial assignment as the dense one (as many pairs as possible,
+    then the least total cost) on a sparse graph, for components too large for a dense matrix
+    (a flood of detections links thousands of fragments into one). Each row gets a private
+    "unmatched" column and each column a private "unmatched" row (cost ``_SKIP`` each); a pair's
+    two private nodes are joined at no cost, so every partial assignment is one full matching
+    (LAPJVsp, :func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    n_p = len(ri)
+    rows = np.r_[ri, np.arange(n_rows), n_rows + np.arange(n_cols), n_rows + ci]
+    cols = np.r_[ci, n_cols + np.arange(n_rows), np.arange(n_cols), n_cols + ri]
+    # + 1 on every edge: every full matching has n_rows + n_cols edges, so the optimum does not
+    # move, and no weight is zero (a zero would read as a missing edge)
+    w = 1.0 + np.r_[cost, np.full(n_rows + n_cols, _SKIP), np.zeros(n_p)]
+    n = n_rows + n_cols
+    graph = coo_matrix((w, (rows, cols)), shape=(n, n)).tocsr()
+    _, match = min_weight_full_bipartite_matching(graph)
+    return [(int(r), int(match[r])) for r in range(n_rows) if match[r] < n_cols]
 
 
 def _line_fit(fr: np.ndarray, xy: np.ndarray, t_ref: float) -> tuple[np.ndarray, np.ndarray]:

@@ -289,3 +289,23 @@ def test_a_track_that_leaps_onto_a_neighbour_is_cut_and_restitched_to_its_head()
     off = refine_tracks(t, FPS, params=RefineParams(satellite_min_share=0.0, jump_min_boxes=0.0))
     off = off[off.y < 200]
     assert off[(off.x - 200).abs() < 3]["track_id"].nunique() == 2
+
+
+def test_the_sparse_stitch_assignment_finds_the_dense_optimum(monkeypatch):
+    """Components too large for a dense cost matrix are solved sparsely: same number of pairs
+    and same total cost as the dense Hungarian solution, on random pair graphs."""
+    from spermtrack.tracker import refine as R
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        n, m = rng.integers(5, 60, size=2)
+        key = np.unique(rng.integers(0, n, 400) * 1000 + rng.integers(0, m, 400))[: rng.integers(1, n * m // 3 + 2)]
+        i, j = key // 1000, key % 1000
+        c = rng.uniform(0, 9, len(i))
+        total = {}
+        for cells in (10 ** 12, 0):
+            monkeypatch.setattr(R, "_DENSE_ASSIGN_CELLS", cells)
+            nxt = R._assign_pairs(i, j, c, int(max(n, m)))
+            assert len(set(nxt.values())) == len(nxt)
+            total[cells] = (len(nxt), sum(c[(i == a) & (j == b)][0] for a, b in nxt.items()))
+        assert total[0][0] == total[10 ** 12][0] and total[0][1] == pytest.approx(total[10 ** 12][1])
