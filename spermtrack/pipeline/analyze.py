@@ -507,7 +507,8 @@ def second_pass(video: Path, out: Path, res, tracks: pd.DataFrame, metrics: pd.D
         consumers.append(_Consumer(renderer.stop, renderer.feed))
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    bar = ProgressBar(f"{video.name} (crops, annotated video)", enabled=progress)
+    what = ", ".join(w for w, on in (("crops", router is not None), ("annotated video", renderer is not None)) if on)
+    bar = ProgressBar(f"{video.name} ({what or 'second pass'})", enabled=progress)
     try:
         decode_pass(video, consumers, progress=bar)
     except BaseException:
