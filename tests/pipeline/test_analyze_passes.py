@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import faststart_cut
 from spermtrack.synth import generate
 
 UM = 0.5
@@ -145,23 +146,8 @@ def test_morphology_command_gives_the_analyze_table(clip, analysed, tmp_path, ca
     assert set(pd.read_csv(out)["track_id"]) == set(res.tracks["track_id"])
 
 
-def _faststart_cut(src, dst, keep=0.5):
-    """A faststart MP4 (index first) cut short: what an interrupted copy leaves."""
-    full = dst.with_name("full_" + dst.name)
-    with av.open(str(src)) as i, av.open(str(full), "w", options={"movflags": "faststart"}) as o:
-        st = o.add_stream_from_template(i.streams.video[0])
-        for pkt in i.demux(i.streams.video[0]):
-            if pkt.dts is None:
-                continue
-            pkt.stream = st
-            o.mux(pkt)
-    data = full.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep)])
-    return dst
-
-
 def test_truncated_video_second_pass_stops_at_the_last_analysed_frame(clip, tmp_path):
-    cut = _faststart_cut(clip / f"{clip.name}.mp4", tmp_path / "cut.mp4")
+    cut = faststart_cut(clip / f"{clip.name}.mp4", tmp_path / "cut.mp4")
     res, opens, drawn = _analyze_counting_opens(cut, tmp_path / "out")
     n = res.meta["n_frames_analysed"]
     assert res.meta["truncated"] is True and 0 < n < 80

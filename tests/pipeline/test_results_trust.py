@@ -8,11 +8,11 @@ import json
 import os
 import stat
 
-import av
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import faststart_cut
 from spermtrack.cli.main import main
 from spermtrack.synth import generate
 
@@ -80,23 +80,8 @@ def test_a_failed_rerun_keeps_the_previous_result_and_a_named_partial(clip, tmp_
     assert rc == 0 and not partial.exists()
 
 
-def _faststart_cut(src, dst, keep=0.5):
-    """A faststart MP4 (index first) cut short: what an interrupted copy or a crashed camera leaves."""
-    full = dst.with_name("full_" + dst.name)
-    with av.open(str(src)) as i, av.open(str(full), "w", options={"movflags": "faststart"}) as o:
-        st = o.add_stream_from_template(i.streams.video[0])
-        for pkt in i.demux(i.streams.video[0]):
-            if pkt.dts is None:
-                continue
-            pkt.stream = st
-            o.mux(pkt)
-    data = full.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep)])
-    return dst
-
-
 def test_truncated_faststart_mp4_completes_with_every_pass(clip, tmp_path, capsys):
-    cut = _faststart_cut(clip / f"{clip.name}.mp4", tmp_path / "cut.mp4")
+    cut = faststart_cut(clip / f"{clip.name}.mp4", tmp_path / "cut.mp4")
     rc, out, err = _analyze(cut, tmp_path / "out", capsys)
     assert rc == 0, err
     folder = tmp_path / "out" / "cut"
