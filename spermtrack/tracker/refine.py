@@ -206,6 +206,13 @@ def _end_states(frame: np.ndarray, xy: np.ndarray, starts: np.ndarray, ends: np.
     return pos, vel, fr, res2
 
 
+def _median_box_side(t: pd.DataFrame) -> float | None:
+    """The median box side (px, geometric mean of w and h) of a table; None without boxes."""
+    with np.errstate(invalid="ignore"):
+        side = float(np.nanmedian(np.sqrt(t["w"].to_numpy(float) * t["h"].to_numpy(float)))) if len(t) else np.nan
+    return side if np.isfinite(side) and side > 0 else None
+
+
 def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3, factor: float = 3.0,
                 evidence_s: float = 1.0, window: int = 5) -> tuple[pd.DataFrame, int]:
     """Cut tracks where they leap from an object onto a neighbour: ``(tracks, number of cuts)``.
@@ -232,8 +239,8 @@ def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3
     t = tracks
     if t.empty or min_jump_boxes <= 0:
         return t, 0
-    side = float(np.nanmedian(np.sqrt(t["w"].to_numpy(float) * t["h"].to_numpy(float))))
-    if not np.isfinite(side) or side <= 0:
+    side = _median_box_side(t)
+    if side is None:
         return t, 0
     min_jump = min_jump_boxes * side
     tid = t["track_id"].to_numpy(np.int64)
@@ -671,8 +678,8 @@ def mark_satellites(tracks: pd.DataFrame, *, radius_boxes: float = 0.55, min_sha
     if sp["track_id"].nunique() < 2:
         return t, []
     measured = sp[~sp["interpolated"]] if "interpolated" in sp else sp
-    side = float(np.nanmedian(np.sqrt(measured["w"].to_numpy(float) * measured["h"].to_numpy(float))))
-    if not np.isfinite(side) or side <= 0:
+    side = _median_box_side(measured)
+    if side is None:
         return t, []
     radius = radius_boxes * side
     g = measured.groupby("track_id")
