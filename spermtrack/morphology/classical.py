@@ -14,7 +14,9 @@ Per crop (gray, head near the anchor):
 
    - zones: the own head's outline + halo (``OWN``: the trace must leave it and never come
      back), other heads and bright debris (bright against the local background as a fraction
-     ``other_head_frac`` of our own head's peak, not touching our head) + halos (``OTHER``);
+     ``other_head_frac`` of our own head's peak, not touching our head, at least
+     ``other_min_area`` of our own head's area at that level) + halos (``OTHER``); the window's
+     part beyond the frame (pixels 0: :func:`spermtrack.morphology.crops.cut_window`; ``BORDER``);
    - exit: where a radial line leaves the outline (a prior favours the ends of the head's long
      axis); the ``n_exits`` best rivals are each followed ``probe_um`` and the one along the most
      line evidence (step scores over the window's null level, capped) is followed to its end;
@@ -71,6 +73,8 @@ class ClassicalParams:
         split_t: least t statistic of the midpiece / tail darkness step.
         other_head_frac: another head is brighter (against the local background) than this
             share of our own head's peak.
+        other_min_area: ... and, at that level, at least this share of our own head's area (a
+            bright glint on a tail or a speck of a halo's fringe is no cell).
         near_um: within this distance of the own head's outline, only directions leading away
             from the head score (its halo rings are not followed).
         conf_skip_um: the confidence reads the step scores beyond this much path (the midpiece
@@ -106,6 +110,7 @@ class ClassicalParams:
     min_tail_um: float = 3.0
     split_t: float = 3.0
     other_head_frac: float = 0.35
+    other_min_area: float = 0.3
     near_um: float = 5.0
     conf_skip_um: float = 5.0
     conf_floor: float = 1.5
@@ -308,6 +313,11 @@ class ClassicalSegmenter:
         ou, ov = origin
         h, w = seg.head.shape
         wf = window.astype(np.float32)
+        # beyond the frame (a tail window reaches past it; crops.cut_window marks those pixels 0):
+        # filled with the background and closed to the trace
+        beyond = _beyond_frame(window)
+        if beyond is not None:
+            wf[beyond] = float(np.median(wf[~beyond]))
         dsw = cv2.GaussianBlur(wf, (0, 0), sig)
         # local background (the window spans ~80 um: illumination gradients would read as heads)
         dsw -= cv2.blur(wf, (31, 31), borderType=cv2.BORDER_REFLECT)
@@ -327,9 +337,13 @@ class ClassicalSegmenter:
         peak = float(dsw[own].max()) if own.any() else 0.0
         level = max(self.p.head_snr * noise_s, self.p.other_head_frac * peak)
         bright = (dsw > level).astype(np.uint8)
-        n_lab, lab = cv2.connectedComponents(bright, connectivity=8)
+        n_lab, lab, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
         keep = np.ones(n_lab, bool)
         keep[0] = False
+        # a bright speck much smaller than a head (a glint on a tail, a fringe of the halo) is no
+        # cell: the trace passes it as a gap (its line score is low there) rather than stop
+        own_area = float(stats[np.unique(lab[own & (lab > 0)]), cv2.CC_STAT_AREA].sum()) if own.any() else 0.0
+        keep &= stats[:, cv2.CC_STAT_AREA] >= self.p.other_min_area * own_area
         # what touches the own head within two halos is the own head's glow and rim, not another cell
         keep[lab[cv2.dilate(own_zone.astype(np.uint8), disk) > 0]] = False
         keep[lab[own]] = False
@@ -340,7 +354,11 @@ class ClassicalSegmenter:
         zone = np.zeros(window.shape, np.uint8)
         zone[blocked] = T.OTHER
         zone[own_zone] = T.OWN
-        maps = T.ridge_maps(window, tp.sigma)
+        if beyond is not None:
+            # the ridge filter's reach past the fill's edge is closed too
+            r = int(np.ceil(2.0 * tp.sigma)) + 2
+            zone[cv2.dilate(beyond.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)) > 0] = T.BORDER
+        maps = T.ridge_maps(wf, tp.sigma)
         centre = contour.mean(axis=0)
         theta, r_edge = _polar(contour, centre, self.n_exit)
         ex = T.exit_scores(maps, zone, centre, r_edge, theta, float(halo), float(tp.look))
@@ -431,6 +449,22 @@ class ClassicalSegmenter:
             seg.tail_path = full
             seg.notes = (seg.notes + "; " if seg.notes else "") + "midpiece / tail boundary not resolved"
         seg.path_length_px = total
+
+
+def _beyond_frame(window: np.ndarray) -> np.ndarray | None:
+    """Pixels of a tail window beyond the frame (value 0, connected to the window's edge:
+    :func:`spermtrack.morphology.crops.cut_window`), or None when there are none."""
+    zero = (window == 0).astype(np.uint8)
+    if not (zero[0].any() or zero[-1].any() or zero[:, 0].any() or zero[:, -1].any()):
+        return None
+    n, lab = cv2.connectedComponents(zero, connectivity=4)
+    edge = np.unique(np.r_[lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    edge = edge[edge > 0]
+    if not len(edge):
+        return None
+    out = np.isin(lab, edge)
+    # a window that is all zero is no frame at all: nothing to close
+    return out if not out.all() else None
 
 
 def _equivalent_width(dark: np.ndarray, pts: np.ndarray) -> float:

@@ -49,7 +49,12 @@ class CropParams:
             same centre, orientation and sampling, cut from the same frame, on which the tail is
             traced (a 45-um tail is ~90 px at 0.5 um/px). None (or no ``um_per_px``): no window,
             the tail is traced in the crop itself and is often cut by its border.
-        tail_side_um: half-height of the tail window (the tail's wave and heading swing).
+        tail_side_um: half-height of the tail window (um). By default the window reaches as far
+            to the sides and ahead as behind: the crop's orientation is not trusted (a still
+            cell's rear is a guess; a slow one's direction of motion is its box jitter), and a
+            tail leaves its head wherever it does.
+        tail_ahead_um: the tail window reaches this far ahead of the head centre (um); None: 4 um
+            (or the crop's own front edge, whichever is farther).
     """
 
     k: int = 5
@@ -63,8 +68,9 @@ class CropParams:
     candidates_per_track: int = 30
     sharpness_radius_px: int = 8
     um_per_px: float | None = None
-    tail_um: float | None = 60.0
-    tail_side_um: float = 20.0
+    tail_um: float | None = 50.0
+    tail_side_um: float = 50.0
+    tail_ahead_um: float | None = 50.0
 
     @property
     def wh(self) -> tuple[int, int]:
@@ -87,7 +93,8 @@ class CropParams:
         back = int(np.ceil(self.tail_um / self.um_per_px))
         side = int(np.ceil(self.tail_side_um / self.um_per_px))
         u0 = min(0, int(np.floor(au)) - back)
-        u1 = max(w - 1, int(np.ceil(au)) + int(np.ceil(4.0 / self.um_per_px)))
+        ahead = 4.0 if self.tail_ahead_um is None else float(self.tail_ahead_um)
+        u1 = max(w - 1, int(np.ceil(au)) + int(np.ceil(ahead / self.um_per_px)))
         v0 = min(0, int(np.floor(av)) - side)
         v1 = max(h - 1, int(np.ceil(av)) + side)
         return u1 - u0 + 1, v1 - v0 + 1, -u0, -v0
@@ -128,7 +135,8 @@ class CropSet:
             variance of the central window), ``separation_px`` (distance to the nearest other
             head in the frame; inf when alone), ``anchor_u, anchor_v`` (head centre in the crop).
         params: the :class:`CropParams` used.
-        windows: ``(N, Hw, Ww) uint8`` tail windows (see :meth:`CropParams.window`), or None.
+        windows: ``(N, Hw, Ww) uint8`` tail windows (see :meth:`CropParams.window`; pixels beyond
+            the frame are 0, all others at least 1: :func:`cut_window`), or None.
         window_origin: ``(ou, ov)``: crop pixel ``(u, v)`` is window pixel ``(u + ou, v + ov)``.
     """
 
@@ -239,6 +247,30 @@ def cut_crop(gray: np.ndarray, x: float, y: float, angle: float, params: CropPar
                           borderMode=cv2.BORDER_REFLECT101)
 
 
+#: tail-window pixel value that marks "beyond the frame" (pixels inside the frame are at least 1)
+OUTSIDE = 0
+
+
+def cut_window(gray: np.ndarray, x: float, y: float, angle: float, params: CropParams) -> np.ndarray:
+    """A tail window: :func:`cut_crop`, with the pixels whose centre lies beyond the frame set to
+    ``OUTSIDE`` (0) and every other pixel at least 1. A window reaches up to ``tail_um`` from the
+    head in every direction, so near the frame border it holds the frame's reflection, where a
+    tail must not be traced (it would follow its own mirror image)."""
+    win = cut_crop(gray, x, y, angle, params)
+    w, h = params.wh
+    au, av = params.anchor_uv
+    c, s = np.cos(angle), np.sin(angle)
+    du = np.arange(w, dtype=np.float64) - au
+    dv = np.arange(h, dtype=np.float64) - av
+    fx = x + c * du[None, :] - s * dv[:, None]
+    fy = y + s * du[None, :] + c * dv[:, None]
+    fh, fw = gray.shape[:2]
+    out = (fx < -0.5) | (fy < -0.5) | (fx > fw - 0.5) | (fy > fh - 0.5)
+    np.maximum(win, 1, out=win)
+    win[out] = OUTSIDE
+    return win
+
+
 def sharpness(crop: np.ndarray, params: CropParams) -> float:
     """Variance of the Laplacian in the central window (higher = sharper)."""
     au, av = params.anchor_uv
@@ -294,7 +326,7 @@ class CropRouter:
             if len(heap) >= p.k and score <= heap[0][0]:
                 continue
             # the tail window only for crops that enter the heap: same centre, angle and sampling
-            window = cut_crop(gray, r.x, r.y, angle, self._wparams) if self._win is not None else None
+            window = cut_window(gray, r.x, r.y, angle, self._wparams) if self._win is not None else None
             item = (score, self._counter, int(r.track_id), int(r.frame), float(r.x), float(r.y), angle, source,
                     float(r.separation_px), crop, window)
             self._counter += 1

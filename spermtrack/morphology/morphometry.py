@@ -11,7 +11,9 @@ Definitions (crop px, converted to um with ``um_per_px``):
   turning |sum of signed heading changes| (360 per loop), sharpest bend (largest heading change
   between consecutive 1-um chords).
 
-Per track: median and IQR (q75 - q25) over the crops whose quality reaches ``min_quality``;
+Per track: median and IQR (q75 - q25) over the crops whose quality reaches ``min_quality``; the
+tail from the crops grouped into *views* (frames whose traced tails lie on one another, as a
+still cell's do, are one piece of evidence: :func:`tail_views`);
 flags compare the medians with the reference ranges of MORPHOLOGY.md. At 400x unstained a head
 spans 5-15 px: the output is *indicative morphometry*, not a stained-smear diagnosis.
 """
@@ -26,6 +28,10 @@ from skimage.morphology import skeletonize
 
 from spermtrack.morphology import paths as P
 from spermtrack.morphology.segmentation import Segmentation
+
+#: two frames whose traced tails (relative to the head, in the frame's axes) lie within this
+#: distance of one another (um) saw the same view of the tail (see :func:`tail_views`)
+VIEW_UM = 2.0
 
 #: (name, kind): kind ``len`` (px -> um), ``area`` (px2 -> um2), ``deg``, ``ratio``, ``gray``.
 MEASUREMENTS: tuple[tuple[str, str], ...] = (
@@ -177,7 +183,71 @@ def measure_crops(segs: list[Segmentation], crops: np.ndarray, table: pd.DataFra
                        ("tail_trace_length", "len")):
         v = df[name].astype(float) if name in df else pd.Series(np.nan, index=base.index)
         out.update(_with_units(name, kind, v, um_per_px))
+    out["tail_view"] = pd.Series(tail_views(segs, table, VIEW_UM / um_per_px), index=base.index, dtype="int64")
     return pd.DataFrame(out)
+
+
+def _frame_paths(segs: list[Segmentation], table: pd.DataFrame) -> list[np.ndarray | None]:
+    """Each crop's traced path (head centre to tail end, resampled every px), relative to the head
+    centre in the frame's axes; None without a path, or without the crop's angle and anchor."""
+    out: list[np.ndarray | None] = [None] * len(segs)
+    if not len(segs) or any(c not in table.columns for c in ("angle_rad", "anchor_u", "anchor_v")):
+        return out
+    ang = table["angle_rad"].to_numpy(np.float64)
+    anc = table[["anchor_u", "anchor_v"]].to_numpy(np.float64)
+    for i, s in enumerate(segs):
+        if s.path_px is None or len(s.path_px) < 2:
+            continue
+        d = P.resample(np.asarray(s.path_px, np.float64), 1.0) - anc[i]
+        c, sn = np.cos(ang[i]), np.sin(ang[i])
+        out[i] = np.c_[c * d[:, 0] - sn * d[:, 1], sn * d[:, 0] + c * d[:, 1]]
+    return out
+
+
+#: a still cell turns a little between its frames: paths are compared up to this rotation about
+#: the head centre (degrees)
+VIEW_TURN_DEG = 15.0
+
+
+def _path_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """How far the shorter of two paths strays from the longer (px): the 90th percentile of its
+    points' distances to the other path's points, at the best rotation about the head centre
+    within ``VIEW_TURN_DEG``."""
+    if len(a) > len(b):
+        a, b = b, a
+    best = np.inf
+    for t in np.radians(np.linspace(-VIEW_TURN_DEG, VIEW_TURN_DEG, 11)):
+        c, s = np.cos(t), np.sin(t)
+        r = np.c_[c * a[:, 0] - s * a[:, 1], s * a[:, 0] + c * a[:, 1]]
+        d = np.sqrt(((r[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min(axis=1)
+        best = min(best, float(np.quantile(d, 0.9)))
+    return best
+
+
+def tail_views(segs: list[Segmentation], table: pd.DataFrame, same_px: float) -> np.ndarray:
+    """Per crop, which *view* of its track's tail it saw (0, 1, ... within a track; -1 without a
+    path). Frames of a still cell see one view of its tail: their traced paths (relative to the
+    head, in the frame's axes) lie on one another, and where the tail fades there (out of focus,
+    or its end) it fades in every such frame; they are one piece of evidence, not several. Greedy:
+    a path joins the first view whose first path it stays within ``same_px`` of
+    (:func:`_path_gap`), else it starts a view."""
+    out = np.full(len(segs), -1, np.int64)
+    if not len(segs) or "track_id" not in table.columns:
+        return out
+    paths = _frame_paths(segs, table)
+    tid = table["track_id"].to_numpy()
+    for t in np.unique(tid):
+        seeds: list[np.ndarray] = []
+        for i in np.flatnonzero(tid == t):
+            p = paths[i]
+            if p is None:
+                continue
+            k = next((v for v, q in enumerate(seeds) if _path_gap(p, q) < same_px), -1)
+            if k < 0:
+                k = len(seeds)
+                seeds.append(p)
+            out[i] = k
+    return out
 
 
 def _with_units(name: str, kind: str, v: pd.Series, s: float) -> dict[str, pd.Series]:
@@ -251,19 +321,23 @@ def _tail_per_track(out: pd.DataFrame, used: pd.DataFrame) -> None:
     window bound it from below. A crop whose midpiece / tail boundary was not resolved gets its
     tail as its whole trace minus the track's median midpiece.
 
-    - ``tail_lower_um``: the 75th percentile of those lower bounds (with 5 crops, about the
-      second longest: one trace that ran on past the tip does not set it);
+    - ``tail_lower_um``: per view (``tail_view``: :func:`tail_views`; without that column
+      every crop is its own view) its longest lower bound (a shorter trace lying on a longer
+      one stopped early), then the 75th percentile over the views (one trace that ran on past
+      the tip does not set it);
     - ``tail_length_um``: the median of the measured lengths (traces that faded inside the
       window, confidently) that reach ``TAIL_KEEP_FRAC`` of ``tail_lower_um`` (the frames where
       more of the tail was seen say the shorter ones stopped early); NaN when none does: the
       tail was not seen to its end, so it is not measured (and not short);
-    - ``n_tail_measured``: the crops behind ``tail_length_um``; ``tail_length_iqr_um`` their IQR.
+    - ``n_tail_measured``: the crops behind ``tail_length_um``, ``n_tail_views`` their views
+      (the short-tail flag needs two); ``tail_length_iqr_um`` their IQR.
     """
     cols = ("tail_length_um", "tail_length_px", "tail_length_iqr_um", "tail_length_iqr_px")
     need = ("tail_lower_bound_um", "tail_trace_length_um", "midpiece_length_um", "tail_complete")
     if not len(used) or any(c not in used for c in need):
         out["tail_lower_um"] = np.nan
         out["n_tail_measured"] = 0
+        out["n_tail_views"] = 0
         return
     scale = (used["tail_trace_length_um"] / used["tail_trace_length_px"]).dropna()
     mid = used["midpiece_length_um"].fillna(used["track_id"].map(used.groupby("track_id")["midpiece_length_um"].median()))
@@ -273,11 +347,22 @@ def _tail_per_track(out: pd.DataFrame, used: pd.DataFrame) -> None:
 
     bound = used["tail_lower_bound_um"].where(own, used["tail_trace_length_um"] - mid).where(
         used["tail_lower_bound_um"].notna())
-    lower = bound.groupby(used["track_id"]).quantile(0.75)
+    # frames that saw the same view of the tail (its end at the same place relative to the head)
+    # are one piece of evidence: bounds and measured lengths are counted per view
+    if "tail_view" in used:
+        view = used["tail_view"].astype("int64")
+        # a crop without a path (no view) is evidence of its own
+        view = view.where(view >= 0, -1 - pd.Series(np.arange(len(used)), index=used.index))
+    else:
+        view = pd.Series(np.arange(len(used)), index=used.index, dtype="int64")
+    per_view = bound.groupby([used["track_id"], view]).max()
+    lower = per_view.groupby(level=0).quantile(0.75)
     ok = tail.notna() & ~(tail < TAIL_KEEP_FRAC * used["track_id"].map(lower))
     g = tail[ok].groupby(used.loc[ok, "track_id"])
     out["tail_lower_um"] = out.track_id.map(lower).astype(float)
     out["n_tail_measured"] = out.track_id.map(g.size()).fillna(0).astype("int64")
+    nv = view[ok].groupby(used.loc[ok, "track_id"]).nunique()
+    out["n_tail_views"] = out.track_id.map(nv).fillna(0).astype("int64")
     med = out.track_id.map(g.median()).astype(float)
     iqr = out.track_id.map(g.quantile(0.75) - g.quantile(0.25)).astype(float)
     s = float(scale.iloc[0]) if len(scale) else np.nan
@@ -298,9 +383,12 @@ def track_flags(t: pd.DataFrame) -> pd.DataFrame:
     turning = t["tail_total_turning_deg"]
     lower = t["tail_lower_um"] if "tail_lower_um" in t else pd.Series(np.nan, index=t.index)
     n_meas = t["n_tail_measured"] if "n_tail_measured" in t else pd.Series(np.inf, index=t.index)
-    # not short: measured at least the limit, or seen that long in some frame; short: measured
-    # under it in at least SHORT_MIN_CROPS frames and never seen longer (a tail that ends short in
-    # one frame only may have left the focal plane there: not known)
+    if "n_tail_views" in t:
+        n_meas = np.minimum(n_meas, t["n_tail_views"])
+    # not short: measured at least the limit, or seen that long; short: measured under it in at
+    # least SHORT_MIN_CROPS frames of as many views and never seen longer (a tail that ends short
+    # in one frame, or in the frames of one view of a still cell, may have left the focal plane
+    # there: not known)
     long_ = (t["tail_length_um"] >= R["tail_length_um_min"]) | (lower >= R["tail_length_um_min"])
     short = (t["tail_length_um"] < R["tail_length_um_min"]) & ~long_ & (n_meas >= SHORT_MIN_CROPS)
     coiled = (turning > R["tail_turning_deg_max"]) | (loop >= 0.5)

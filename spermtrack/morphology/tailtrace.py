@@ -32,7 +32,8 @@ every crossing; here the tail is *followed*:
    without support the trace stops and is cut back (``STOP_FADED``). Other heads, bright debris
    and their halos (``zone == OTHER``) score zero and the trace stops on *entering* one
    (``STOP_OTHER``: it was following that cell's tail back to its head); it stops on coming back
-   into its own head's zone (``STOP_REENTRY``), at the window border (``STOP_BORDER``) and at a
+   into its own head's zone (``STOP_REENTRY``), at the window border or the frame's (the
+   window's part beyond the frame, ``zone == BORDER``, scores zero: ``STOP_BORDER``) and at a
    loop (``STOP_LOOP``: back within ``loop_px`` of a point ``loop_lag`` px behind: coiled). A
    trace that had already lost its support for a few px when it met the border or another cell
    faded before them (``STOP_FADED``).
@@ -60,7 +61,7 @@ STOP_FADED, STOP_BORDER, STOP_LOOP, STOP_MAX, STOP_REENTRY, STOP_OTHER = 0, 1, 2
 STOP_NAMES = ("faded", "window border", "loop", "max length", "own head", "other cell")
 
 #: values of the zone map passed to the tracker
-FREE, OTHER, OWN = 0, 1, 2
+FREE, OTHER, OWN, BORDER = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def exit_scores(maps, zone: np.ndarray, centre, r_edge: np.ndarray, theta: np.nd
     xi = np.clip(np.round(pts[:, 0]).astype(np.int64), 0, w - 1)
     yi = np.clip(np.round(pts[:, 1]).astype(np.int64), 0, h - 1)
     outside = (pts[:, 0] < 0) | (pts[:, 1] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] > h - 1)
-    s = np.where((zone[yi, xi] == OTHER) | outside, 0.0, s)
+    s = np.where((zone[yi, xi] == OTHER) | (zone[yi, xi] == BORDER) | outside, 0.0, s)
     return s.reshape(len(theta), len(rr)).mean(axis=1)
 
 
@@ -168,7 +169,7 @@ def _score(fxx, fxy, fyy, zone, hd, x, y, c, s):
     h, w = zone.shape
     xi = int(x + 0.5)
     yi = int(y + 0.5)
-    if xi < 0 or yi < 0 or xi >= w or yi >= h or zone[yi, xi] == 1:
+    if xi < 0 or yi < 0 or xi >= w or yi >= h or zone[yi, xi] == 1 or zone[yi, xi] == 3:
         return 0.0
     dx = x - hd[0]
     dy = y - hd[1]
@@ -389,7 +390,8 @@ def _trace(fxx, fxy, fyy, zone, hd, x0, y0, th0, look, kmax, n_curv, bend_penalt
         # a line that had already faded (no support for a few px) when the trace reached the
         # border or another cell ended before them
         fading = last_good >= 0 and n - 1 - last_good >= 2
-        if x < margin or y < margin or x > w - 1 - margin or y > h - 1 - margin:
+        if x < margin or y < margin or x > w - 1 - margin or y > h - 1 - margin or zv == 3:
+            # the window's border, or the frame's (the window reaches beyond the frame)
             if fading:
                 reason = 0
             else:
@@ -472,6 +474,13 @@ def null_level(maps, zone: np.ndarray, p: TraceParams, n: int = 4, length: int =
     xs = rng.uniform(m, max(w - 1 - m, m + 1), n)
     ys = rng.uniform(m, max(h - 1 - m, m + 1), n)
     ths = rng.uniform(-np.pi, np.pi, n)
+    # points beyond the frame (``zone == BORDER``) are drawn again
+    for _ in range(8):
+        bad = zone[np.round(ys).astype(np.int64), np.round(xs).astype(np.int64)] == BORDER
+        if not bad.any():
+            break
+        xs[bad] = rng.uniform(m, max(w - 1 - m, m + 1), int(bad.sum()))
+        ys[bad] = rng.uniform(m, max(h - 1 - m, m + 1), int(bad.sum()))
     hd = np.array([0.0, 0.0, -1.0, 0.0])
     v = _null(fxx, fxy, fyy, np.ascontiguousarray(zone, dtype=np.uint8), hd, xs, ys, ths, int(p.look), float(p.kmax),
               int(p.n_curv), float(p.bend_penalty), float(p.cap), int(length), int(p.avg), int(p.level_len),
@@ -485,8 +494,9 @@ def trace_tail(maps: tuple[np.ndarray, np.ndarray, np.ndarray], zone: np.ndarray
     """Follow the dark line that leaves ``start_xy`` along ``heading`` (radians, image axes).
 
     ``zone``: ``uint8`` map, ``FREE`` (0), ``OTHER`` (1: other heads, debris and their halos;
-    score 0, entering one stops the trace) or ``OWN`` (2: the own head and its halo; the trace
-    must leave it within ``leave`` px and never come back). A boolean map is read as OTHER.
+    score 0, entering one stops the trace), ``OWN`` (2: the own head and its halo; the trace
+    must leave it within ``leave`` px and never come back) or ``BORDER`` (3: beyond the frame;
+    score 0, reaching it stops the trace like the window's border). A boolean map is read as OTHER.
     ``head``: ``(cx, cy, r_near)``: within ``r_near`` px of the own head's centre, only directions
     within ``away_deg`` of the way out of it score (the halo's rings are not followed)."""
     fxx, fxy, fyy = maps

@@ -86,6 +86,8 @@ def test_unmeasurable_tails_are_empty_not_short(run):
     # "short" needs the short length in at least two frames and no frame seeing it longer
     short = t.flag_short_tail.fillna(False).astype(bool)
     assert (t.n_tail_measured[short] >= SHORT_MIN_CROPS).all()
+    # ... of at least two views: a still cell's frames that saw one view of its tail are one
+    assert (t.n_tail_views[short] >= SHORT_MIN_CROPS).all()
     assert not (t.tail_lower_um[short] >= REFERENCE["tail_length_um_min"]).any()
     # no length, no lower bound of the limit: the short flag is empty, not False / True
     unknown = t.tail_length_um.isna() & ~(t.tail_lower_um >= REFERENCE["tail_length_um_min"])
@@ -124,7 +126,9 @@ def test_sample_level_findings_on_video_11(run):
     # measured tails are not the 10-20 um fragments of the old tracer: the median is at least
     # the short limit's neighbourhood, and none is longer than a human tail can be
     tl = m.tail_length_um.dropna()
-    assert len(tl) >= 0.3 * len(m)
+    # (issue 15's target: tails on >= 60 % of the cells; 45 % with the window that reached 20 um
+    # to the sides and 16 um ahead, whose border cut the tails of still cells)
+    assert len(tl) >= 0.6 * len(m)
     assert tl.median() >= 15.0 and tl.max() <= 70.0
 
 
@@ -136,3 +140,20 @@ def test_exit_does_not_trust_the_crop_orientation(run):
         if s.path_px is not None and len(s.path_px) > 10:
             fwd += (s.path_px[10, 0] - s.path_px[0, 0]) > 3
     assert fwd >= 20
+
+
+def test_traces_stay_inside_the_frame(run):
+    """The tail window reaches past the frame near its border, where it holds the frame's
+    reflection: no trace runs into it (a tail would follow its own mirror image)."""
+    t = run.crops.table
+    n = 0
+    for i, s in enumerate(run.segmentations):
+        if s.path_px is None:
+            continue
+        a = t.angle_rad[i]
+        d = s.path_px - [t.anchor_u[i], t.anchor_v[i]]
+        x = t.x[i] + np.cos(a) * d[:, 0] - np.sin(a) * d[:, 1]
+        y = t.y[i] + np.sin(a) * d[:, 0] + np.cos(a) * d[:, 1]
+        n += 1
+        assert x.min() >= -0.5 and y.min() >= -0.5 and x.max() <= 639.5 and y.max() <= 479.5, i
+    assert n >= 200
