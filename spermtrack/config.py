@@ -143,7 +143,7 @@ class BlobConfig(_Section):
     cluster_area_factor: float = ranged(6.0, 1.0, 1000.0)
     merge_factor: float = ranged(1.5, 0.0, 100.0)
     core_window: float = ranged(0.6, 0.01, 100.0)
-    sperm_min_prob: float = ranged(0.5, 0.0, 1.0)
+    sperm_min_prob: float = ranged(0.6, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class BlobParams:
     cluster_area_factor: float = ranged(6.0, 1.0, 1000.0)
     merge_factor: float = ranged(1.5, 0.0, 100.0)
     core_window: float = ranged(0.6, 0.01, 100.0)
-    sperm_min_prob: float = ranged(0.5, 0.0, 1.0)
+    sperm_min_prob: float = ranged(0.6, 0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
