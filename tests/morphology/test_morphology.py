@@ -326,17 +326,24 @@ def test_a_trace_into_another_head_is_not_measured():
     assert np.isnan(m["tail_length"]) and np.isnan(m["tail_lower_bound"])
 
 
+def _tail_crops(tid, lengths, lower, views=None, mid=4.0):
+    """A per-crop morphology table of one track: measured tail lengths (NaN: not ended inside
+    the window), lower bounds, optionally the tail view of each crop."""
+    n = len(lengths)
+    d = {"track_id": tid, "frame": range(n), "quality": 1.0,
+         "tail_complete": [x == x for x in lengths], "tail_length_um": lengths,
+         "tail_length_px": np.asarray(lengths, float) / UM, "tail_lower_bound_um": lower,
+         "tail_trace_length_um": np.asarray(lower, float) + mid,
+         "tail_trace_length_px": (np.asarray(lower, float) + mid) / UM, "midpiece_length_um": mid}
+    if views is not None:
+        d["tail_view"] = views
+    return pd.DataFrame(d)
+
+
 def test_a_track_tail_from_its_frames():
     """Per track: measured lengths that undercut the others' lower bound are early stops; short
     needs two frames; a tail seen long enough in any frame is not short."""
-    def crops(tid, lengths, lower, mid=4.0):
-        n = len(lengths)
-        return pd.DataFrame({"track_id": tid, "frame": range(n), "quality": 1.0,
-                             "tail_complete": [v == v for v in lengths], "tail_length_um": lengths,
-                             "tail_length_px": np.asarray(lengths, float) / UM, "tail_lower_bound_um": lower,
-                             "tail_trace_length_um": np.asarray(lower, float) + mid,
-                             "tail_trace_length_px": (np.asarray(lower, float) + mid) / UM,
-                             "midpiece_length_um": mid})
+    crops = _tail_crops
     pc = pd.concat([
         crops(1, [15.0, 16.0, np.nan, np.nan, 40.0], [15.0, 16.0, 41.0, 42.0, 40.0]),   # early stops dropped
         crops(2, [15.0, 16.0, 15.5, np.nan, np.nan], [15.0, 16.0, 15.5, 8.0, 9.0]),      # short in 3 frames
@@ -414,14 +421,7 @@ def test_frames_of_one_view_of_a_tail_are_one_piece_of_evidence():
     v = tail_views(segs, table, 2.0)
     assert v[0] == v[1] == v[2] and v[3] != v[0] and v[4] == 0
 
-    def crops(tid, lengths, lower, views, mid=4.0):
-        n = len(lengths)
-        return pd.DataFrame({"track_id": tid, "frame": range(n), "quality": 1.0,
-                             "tail_complete": [x == x for x in lengths], "tail_length_um": lengths,
-                             "tail_length_px": np.asarray(lengths, float) / UM, "tail_lower_bound_um": lower,
-                             "tail_trace_length_um": np.asarray(lower, float) + mid,
-                             "tail_trace_length_px": (np.asarray(lower, float) + mid) / UM,
-                             "midpiece_length_um": mid, "tail_view": views})
+    crops = _tail_crops
     pc = pd.concat([
         crops(1, [15.0, 16.0, 15.5, 15.2], [15.0, 16.0, 15.5, 15.2], [0, 0, 0, 0]),    # short, one view
         crops(2, [15.0, 16.0, 15.5, 15.2], [15.0, 16.0, 15.5, 15.2], [0, 0, 1, 1]),    # short, two views
