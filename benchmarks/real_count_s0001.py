@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {k} | {m.precision:.3f} | {m.recall:.3f} | {m.tp} | {m.fp} | {m.fn} | {m.ignored} |")
     lines += ["", "Per-frame class-0 counts of ours, frames 0-44: " + ", ".join(f"{c:.0f}" for c in ours) + ".", "",
               f"Detector calibration after the clip: {cal}", ""]
+    if hasattr(det, "classifier_scale"):
+        lines += [f"Classifier input: {det.classifier_scale()[1]}.", ""]
     rd.publish(OUT, lines, write=not a.no_write)
     return 0
 

@@ -80,6 +80,8 @@ def detect(video: Path, out_path: Path, detector: str, weights: Path | None, no_
         click.echo(f"calibration: {cal['polarity']} heads ({cal['polarity_source']}), head core "
                    f"{cal['head_length_px']:.1f} px ({cal['head_size_source']}), threshold {thr} background "
                    f"spreads ({cal['threshold_rule']})")
+        if cal.get("classifier_input_scale_rule"):
+            click.echo(f"classifier: {cal['classifier_input_scale_rule']}")
         for w in cal["warnings"]:
             click.echo(f"warning: {w}", err=True)
 

@@ -60,6 +60,10 @@ class BlobParams:
         cluster_area_factor: a core larger than this many median head cores is a cluster (cls 1).
         sperm_min_prob: the classifier's sperm probability needed for class 0; other accepted
             candidates are exported as cls 3 ("other") or 1 (cluster).
+        classifier_scale_band: the classifier sees the frame resized so that the video's head
+            core has the length of the heads it was trained on (its ``head_length_px``), unless
+            the two lengths differ by less than this factor (then the frame as it is); 1 always
+            resizes, a large value never does.
 
     Each field's sensible range is declared with it and checked on construction
     (:class:`~spermtrack.errors.ParameterError` naming the field). The ``detect`` section of
@@ -82,6 +86,7 @@ class BlobParams:
     merge_factor: float = ranged(1.5, 0.0, 100.0)
     core_window: float = ranged(0.6, 0.01, 100.0)
     sperm_min_prob: float = ranged(0.6, 0.0, 1.0)
+    classifier_scale_band: float = ranged(1.25, 1.0, 1000.0)
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
@@ -144,7 +149,35 @@ class BlobDetector:
         d["classifier"] = clf.header() if clf is not None and hasattr(clf, "header") else (
             None if clf is None else type(clf).__name__)
         d["sperm_min_prob"] = self.params.sperm_min_prob
+        if clf is not None:
+            scale, why = self.classifier_scale()
+            d["classifier_input_scale"] = scale
+            d["classifier_input_scale_rule"] = why
         return d
+
+    def classifier_scale(self) -> tuple[float, str]:
+        """The factor the frame is resized by before the classifier sees it, and why.
+
+        The classifier learned heads of one size (``head_length_px`` of its weights; the shipped
+        ones: video-11-like phase-contrast heads, ~8.5 px cores). On a video whose calibrated head
+        core is much longer or shorter (another magnification or camera: the bright-field clip
+        S_0001's cores are ~12 px) the frame is resized by ``trained / video`` so that the heads
+        it sees have the size it knows; within ``classifier_scale_band`` nothing is resized.
+        """
+        from spermtrack.detect.calibrate import REFERENCE_HEAD_PX
+
+        cal, clf = self.calibration, self.classifier
+        trained = float(getattr(clf, "head_length_px", None) or REFERENCE_HEAD_PX)
+        video = float(cal.head_length_px) if cal is not None else float("nan")
+        if not np.isfinite(video) or video <= 0:
+            return 1.0, "head length unknown: frame as it is"
+        ratio = trained / video
+        band = self.params.classifier_scale_band
+        if abs(np.log(ratio)) < np.log(band):
+            return 1.0, (f"video head core {video:.2f} px within x{band:g} of the classifier's "
+                         f"{trained:.2f} px: frame as it is")
+        return float(ratio), (f"video head core {video:.2f} px vs the classifier's {trained:.2f} px "
+                              f"(outside x{band:g}): frame resized by {ratio:.3f}")
 
     @property
     def classifier(self):
@@ -245,7 +278,13 @@ class BlobDetector:
                 # how bright a head of this video typically is (gray levels above background):
                 # an out-of-focus blob is much dimmer than an in-focus head of the same video
                 kw["head_contrast_gray"] = cal.spread_gray * cal.head_level_z
-            prob = np.asarray(clf.predict_proba(bright, cx, cy, **kw), np.float64)
+            scale, _ = self.classifier_scale()
+            if scale != 1.0:
+                seen = cv2.resize(bright, None, fx=scale, fy=scale,
+                                  interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+                prob = np.asarray(clf.predict_proba(seen, cx * scale, cy * scale, **kw), np.float64)
+            else:
+                prob = np.asarray(clf.predict_proba(bright, cx, cy, **kw), np.float64)
             # the classifier decides head or not; a cluster is a blob of several head cores (its
             # own cluster class is too rare in training to be trusted alone: benchmark F1 ~0.1)
             sperm = prob[:, 0] >= p.sperm_min_prob

@@ -345,7 +345,8 @@ class CandidateClassifier:
 
     def __init__(self, model: nn.Module, arch: str, crop_size: int = CROP_SIZE, *, model_kwargs: dict | None = None,
                  provenance: dict | None = None, version: str = "", path: Path | None = None,
-                 batch_size: int = 2048, threads: int | None = 1, tta: int = 1):
+                 batch_size: int = 2048, threads: int | None = 1, tta: int = 1,
+                 head_length_px: float | None = None):
         self.model = model.eval()
         self.arch = arch
         self.crop_size = int(crop_size)
@@ -357,6 +358,9 @@ class CandidateClassifier:
         self.batch_size = batch_size
         self.threads = threads
         self.tta = tta
+        #: head core length (px) of the heads it was trained on; None: not recorded (the shipped
+        #: weights; the detector assumes calibrate.REFERENCE_HEAD_PX)
+        self.head_length_px = head_length_px
         self._fast: tuple[nn.Module, nn.Module] | None = None  # (source model, its inference copy)
 
     @property
@@ -372,7 +376,8 @@ class CandidateClassifier:
                                   "floor": SCALE_FLOOR, "compress": f"asinh(z/{COMPRESS})",
                                   **({"channel_1": f"asinh({HC_GAIN:g} (crop - ring median) / head_contrast_gray) / {HC_GAIN:g}"}
                                      if self.channels == 2 else {})},
-                "tta": self.tta, "provenance": self.provenance, "version": self.version}
+                "tta": self.tta, "provenance": self.provenance, "version": self.version,
+                **({"head_length_px": self.head_length_px} if self.head_length_px else {})}
 
     def save(self, path: str | Path) -> Path:
         """Write ``{"header": JSON text, "state_dict": ...}`` (loadable with ``weights_only=True``)."""
@@ -417,7 +422,7 @@ class CandidateClassifier:
             raise InputFileError(p, f"weights format {head['format']} is newer than this spermtrack ({FORMAT_VERSION})")
         return cls(model, head["arch"], int(head["crop_size"]), model_kwargs=head.get("model_kwargs", {}),
                    provenance=head.get("provenance", {}), version=head.get("version", ""), path=p,
-                   tta=int(head.get("tta", 1)))
+                   tta=int(head.get("tta", 1)), head_length_px=head.get("head_length_px"))
 
     # -- inference
     def inference_model(self) -> nn.Module:
