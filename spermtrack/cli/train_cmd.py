@@ -123,13 +123,15 @@ def train_seg_cmd(data, out_path, model, epochs, imgsz, batch, crop_size, anchor
               help="Difficulties of the synthetic videos, comma-separated (easy, medium, hard).")
 @click.option("--label-smoothing", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.05,
               show_default=True, help="Label smoothing of the cross-entropy loss.")
+@click.option("--scale-jitter", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Zoom augmentation: head sizes log-uniform within x(1 + S) of the data's (0: none).")
 @click.option("--tta", type=int, default=1, show_default=True, callback=_tta_views,
               help="Test-time augmentation views recorded in the weights: 1, 2, 4 or 8 "
                    "(1: none; 4: + 180 deg and mirrors).")
 @click.option("--seed", type=_NON_NEGATIVE, default=0, show_default=True, help="Random seed.")
 def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch, max_impurity_ratio, crop_size,
                          channels, width, extra_frames, synth_videos, synth_looks, synth_difficulties,
-                         label_smoothing, tta, seed) -> None:
+                         label_smoothing, scale_jitter, tta, seed) -> None:
     """Train the sperm / impurity / cluster classifier of detector candidates on DATA (VISEM-layout
     video folders or roots, real or `spermtrack synth` output)."""
     from spermtrack.detect.classifier_data import ClassifierTrainConfig, parse_list, train_classifier
@@ -143,7 +145,8 @@ def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch
     looks = parse_list(synth_looks, ("visem", "classic"), "--synth-looks")
     diffs = parse_list(synth_difficulties, ("easy", "medium", "hard"), "--synth-difficulties")
     cfg = ClassifierTrainConfig(arch=arch, crop_size=crop_size, epochs=epochs, batch=batch, seed=seed,
-                                channels=channels, width=width, label_smoothing=label_smoothing)
+                                channels=channels, width=width, label_smoothing=label_smoothing,
+                                scale_jitter=scale_jitter)
     command = " ".join(["spermtrack train classifier", *map(str, data), f"--arch {arch}"]
                        + ([f"--frames {frames}"] if frames else [])
                        + [f"--frame-step {frame_step} --epochs {epochs} --batch {batch} --max-impurity-ratio {max_impurity_ratio:g} "
@@ -151,7 +154,9 @@ def train_classifier_cmd(data, out_path, arch, frames, frame_step, epochs, batch
                        + [f"--extra-frames {e}" for e in extra_frames]
                        + [f"--synth-videos {synth_videos}"]
                        + ([f"--synth-looks {','.join(looks)} --synth-difficulties {','.join(diffs)}"] if synth_videos else [])
-                       + [f"--label-smoothing {label_smoothing:g} --tta {tta} --seed {seed} --out {out_path}"])
+                       + [f"--label-smoothing {label_smoothing:g}"]
+                       + ([f"--scale-jitter {scale_jitter:g}"] if scale_jitter else [])
+                       + [f"--tta {tta} --seed {seed} --out {out_path}"])
     out = train_classifier(list(data), out_path, cfg, frames=frames, frame_step=frame_step,
                            extra_frames=list(extra_frames), synth_videos=synth_videos,
                            max_impurity_ratio=max_impurity_ratio, synth_looks=looks, synth_difficulties=diffs,

@@ -422,10 +422,14 @@ def subsample_impurities(s: Samples, ratio: float, rng) -> Samples:
 
 # ------------------------------------------------------------------------------------ augmenting
 
-def augment(raw: torch.Tensor, crop: int, gen: torch.Generator, hc: torch.Tensor | None = None) -> torch.Tensor:
+def augment(raw: torch.Tensor, crop: int, gen: torch.Generator, hc: torch.Tensor | None = None,
+            scale_jitter: float = 0.0) -> torch.Tensor:
     """Augmented, normalised crops ``(B, crop, crop)`` from raw patches ``(B, R, R)`` (float, 0-255):
     rotation (any angle for half, multiples of 90 deg for the rest) + flip + +-1 px shift,
-    brightness / contrast, Gaussian blur (30 %), Poisson noise (50 %, 1.5-30 photons per level).
+    brightness / contrast, Gaussian blur (30 %), Poisson noise (50 %, 1.5-30 photons per level);
+    with ``scale_jitter`` s > 0 also a zoom, log-uniform in ``[1/(1+s), 1+s]`` (heads of other
+    sizes: the detector shows the classifier heads within its ``classifier_scale_band`` of the
+    trained size unresized; s = 0 draws nothing, so older recipes give the same crops).
 
     With ``hc`` (``(B,)`` head contrast of each sample's video, gray levels): ``(B, 2, crop, crop)``,
     channel 1 = :func:`~spermtrack.detect.classifier.contrast_channel` with the head contrast
@@ -435,7 +439,8 @@ def augment(raw: torch.Tensor, crop: int, gen: torch.Generator, hc: torch.Tensor
     ang = torch.where(u(B) < 0.5, u(B) * 2 * np.pi, torch.randint(0, 4, (B,), generator=gen).float() * np.pi / 2)
     flip = torch.where(u(B) < 0.5, -1.0, 1.0)
     shift = torch.randint(-1, 2, (B, 2), generator=gen).float()
-    x = warp(raw, crop, ang, flip, shift)
+    zoom = torch.exp((u(B) - 0.5) * 2 * math.log1p(scale_jitter)) if scale_jitter > 0 else None
+    x = warp(raw, crop, ang, flip, shift, zoom)
     # brightness / contrast around the crop's mean
     med = x.reshape(B, -1).mean(1)[:, None, None]
     gain = torch.exp((u(B) - 0.5) * 0.9)[:, None, None]
@@ -459,12 +464,16 @@ def augment(raw: torch.Tensor, crop: int, gen: torch.Generator, hc: torch.Tensor
     return torch.stack([c0, contrast_channel(x, hc * gain[:, 0, 0] * jitter)], dim=1)
 
 
-def warp(raw: torch.Tensor, crop: int, ang: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotated (``ang`` rad), flipped (``flip`` = -1) and shifted (px) ``crop x crop`` crops of raw
+def warp(raw: torch.Tensor, crop: int, ang: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor,
+         zoom: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotated (``ang`` rad), flipped (``flip`` = -1), shifted (px) and zoomed (``zoom`` raw px
+    per output px: > 1 shows more of the patch, objects look smaller) ``crop x crop`` crops of raw
     patches ``(B, R, R)``; the output centre pixel (``crop // 2``) samples the raw centre pixel
-    (``R // 2``) + shift, so angle 0 / no flip / no shift gives exactly the centre crop."""
+    (``R // 2``) + shift, so angle 0 / no flip / no shift / no zoom gives exactly the centre crop."""
     B, R = raw.shape[0], raw.shape[-1]
     cos, sin = torch.cos(ang), torch.sin(ang)
+    if zoom is not None:
+        cos, sin = cos * zoom, sin * zoom
     m00, m01, m10, m11 = cos * flip, -sin, sin * flip, cos
     s = crop / R
     c = R // 2 - (R - 1) / 2
@@ -504,6 +513,7 @@ class ClassifierTrainConfig:
     channels: int = 2                # 2: + contrast relative to the video's head contrast
     width: int = 8                   # CNN width (8-16-32 channels at 8)
     label_smoothing: float = 0.05
+    scale_jitter: float = 0.0        # zoom augmentation, log-uniform in [1/(1+s), 1+s] (0: none)
 
 
 def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch.nn.Module:
@@ -541,7 +551,7 @@ def train_model(samples: Samples, cfg: ClassifierTrainConfig, log=None) -> torch
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch):
             idx = perm[i:i + cfg.batch]
-            xb = augment(raw[idx].float(), cfg.crop_size, gen, None if hc is None else hc[idx])
+            xb = augment(raw[idx].float(), cfg.crop_size, gen, None if hc is None else hc[idx], cfg.scale_jitter)
             out = model(xb[:, None] if xb.ndim == 3 else xb)
             loss = F.cross_entropy(out, y[idx], weight=w, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -566,7 +576,8 @@ def train_classifier(data: list[Path], out: Path, cfg: ClassifierTrainConfig, *,
     t0 = time.time()
     samples = build_samples(data, frames=frames, frame_step=frame_step, extra_frames=extra_frames,
                             synth_videos=synth_videos, seed=cfg.seed, max_impurity_ratio=max_impurity_ratio,
-                            raw_size=max(RAW_SIZE, raw_size_for(cfg.crop_size)), synth_looks=synth_looks,
+                            raw_size=max(RAW_SIZE, raw_size_for(math.ceil(cfg.crop_size * (1 + cfg.scale_jitter)))),
+                            synth_looks=synth_looks,
                             synth_difficulties=synth_difficulties, log=log)
     if log:
         log(f"samples: {samples.counts()} ({time.time() - t0:.0f} s)")

@@ -291,3 +291,35 @@ def test_bright_field_heads_at_the_classifier_scale():
     assert det.classifier_scale()[0] < 0.8
     m = rd.score_frames([rd.det_centres(d) for d in dets], [rc.eye_truth(f) for f in rc.EYE])
     assert m.precision >= 0.9 and m.recall >= 0.8, m
+
+
+def test_warp_zoom_and_scale_jitter():
+    """warp's zoom shows a disc of radius r as radius r / zoom, centred where it was; augment with
+    scale_jitter draws zooms within x(1 + s) and without it draws nothing extra (old recipes give
+    the same crops)."""
+    import torch
+
+    from spermtrack.detect.classifier_data import augment, warp
+
+    R, crop, r = 62, 40, 8.0
+    yy, xx = np.mgrid[:R, :R] - R // 2
+    raw = torch.as_tensor(np.where(np.hypot(xx, yy) <= r, 200.0, 50.0), dtype=torch.float32)[None].repeat(3, 1, 1)
+    zoom = torch.tensor([1.0, 1.25, 0.8])
+    out = warp(raw, crop, torch.zeros(3), torch.ones(3), torch.zeros(3, 2), zoom).numpy()
+    for k, z in enumerate(zoom.tolist()):
+        area = (out[k] > 125).sum()
+        assert np.sqrt(area / np.pi) == pytest.approx(r / z, abs=0.5)
+        ys, xs = np.nonzero(out[k] > 125)
+        assert xs.mean() == pytest.approx(crop // 2, abs=0.3) and ys.mean() == pytest.approx(crop // 2, abs=0.3)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    a = augment(raw, crop, g())
+    b = augment(raw, crop, g(), scale_jitter=0.0)
+    assert torch.equal(a, b)
+    radii = []
+    for seed in range(8):
+        x = augment(raw[:1].repeat(16, 1, 1), crop, torch.Generator().manual_seed(seed), scale_jitter=0.3)
+        # channel 0 is asinh-normalised: the disc is where it is high
+        radii += [np.sqrt((xi > xi.max() / 2).sum().item() / np.pi) for xi in x]
+    radii = np.array(radii)
+    assert radii.min() >= r / 1.3 - 1.0 and radii.max() <= r * 1.3 + 1.0
+    assert radii.max() - radii.min() > 2.5  # the zoom varies
