@@ -20,6 +20,10 @@ Per crop (gray, head near the anchor):
    - exit: where a radial line leaves the outline (a prior favours the ends of the head's long
      axis); the ``n_exits`` best rivals are each followed ``probe_um`` and the one along the most
      line evidence (step scores over the window's null level, capped) is followed to its end;
+   - stop rule: the tracker's support (``t_stop``, ``rel_stop`` x the line's strongest level),
+     and a step reading ``keep_null`` x the window's null level is supported whatever
+     ``rel_stop`` says (the stop is relative to the local texture, not only to the dark
+     midpiece's level);
    - a trace that faded right next to another head (``OTHER`` within ``look + halo``) is
      counted as having run into that cell (``stop = other cell``).
 4. Confidence: the trace's median step score (beyond ``conf_skip_um``) over the window's null
@@ -89,6 +93,12 @@ class ClassicalParams:
         split_span: the step is searched this many head lengths along the path (the midpiece is
             about one; a longer span reaches the fainter distal tail of a short tail).
         max_midpiece_um: ... and never beyond this (a midpiece is 3.5-5 um).
+        keep_null: a step is also supported (whatever ``rel_stop`` says) while the mean step score
+            reaches this multiple of the window's null level (what the tracker reads where there
+            is no line): the stop is relative to the local texture, not only to the midpiece's
+            darkness (0: off, the rule before).
+        principal_um: the principal piece's width (the midpiece width's blur reference,
+            ``extra["principal_width_px"]``) is measured over this much tail after the midpiece.
     """
 
     head_sigma_um: float = 0.35
@@ -123,6 +133,8 @@ class ClassicalParams:
     evidence_cap: float = 3.0
     split_span: float = 2.2
     max_midpiece_um: float = 7.0
+    principal_um: float = 4.0
+    keep_null: float = 2.0
 
     def trace_params(self, um_per_px: float) -> T.TraceParams:
         """The tracker's parameters in px at this scale."""
@@ -393,6 +405,12 @@ class ClassicalSegmenter:
             rear, front = front, rear
             seg.rear_xy, seg.front_xy = seg.front_xy, seg.rear_xy
         start = centre + r_edge[k] * u
+        # a step the line still supports clearly above what the tracker reads on this window's
+        # texture (keep_null x its null level) is kept even where the line has faded under
+        # rel_stop of its strongest level (the dark midpiece sets that level; the thinner distal
+        # tail, or a tail turning out of focus, falls far under it while still well above noise)
+        if self.p.keep_null > 0:
+            tp = replace(tp, keep_abs=self.p.keep_null * null)
         tr = T.trace_tail(maps, zone, start, float(theta[k]), tp, head=head)
         full = tr.path
         reason = tr.reason
@@ -400,6 +418,10 @@ class ClassicalSegmenter:
             # it faded on the halo of another head: it was following that cell's tail
             reason = T.STOP_OTHER
         seg.extra["exit_score"] = float(ex[k])
+        # where the flagellum leaves the head's outline (crop px): the outline point nearest the
+        # trace where it has left the head's halo (the exit ray is radial from the head's centre,
+        # so its own start leans toward the head's axis; beyond the halo the trace is on the line)
+        seg.extra["insertion_xy"] = _insertion(contour, full, float(halo)) - off
         seg.extra["tail_stop"] = T.STOP_NAMES[reason]
         if P.arc_length(full) < self.px(self.p.min_tail_um):
             return
@@ -445,10 +467,25 @@ class ClassicalSegmenter:
             mid, tail = P.cut_at(full, s_cut)
             seg.midpiece_path, seg.tail_path = mid, tail
             seg.midpiece_width_px = _equivalent_width(dark, mid[1:] if len(mid) > 2 else mid)
+            # the proximal principal piece, measured the same way on the same darkness map: the
+            # blur reference of the midpiece's width (both are a few px, blur-dominated)
+            pp = P.cut_at(tail, min(self.px(self.p.principal_um), P.arc_length(tail)))[0]
+            if P.arc_length(pp) >= 0.5 * self.px(self.p.principal_um):
+                seg.extra["principal_width_px"] = _equivalent_width(dark, pp)
         else:
             seg.tail_path = full
             seg.notes = (seg.notes + "; " if seg.notes else "") + "midpiece / tail boundary not resolved"
         seg.path_length_px = total
+
+
+def _insertion(contour: np.ndarray, path: np.ndarray, halo: float) -> np.ndarray:
+    """The outline point nearest the first point of ``path`` at least ``halo`` px outside the
+    outline (the path's last point when none is; the path's start when it is a single point)."""
+    ring = P.resample(np.vstack([contour, contour[:1]]), 0.25)
+    d = np.sqrt(((path[:, None, :] - ring[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    far = np.flatnonzero(d >= halo)
+    q = path[far[0]] if len(far) else path[-1]
+    return ring[int(np.argmin(np.hypot(ring[:, 0] - q[0], ring[:, 1] - q[1])))].copy()
 
 
 def _beyond_frame(window: np.ndarray) -> np.ndarray | None:

@@ -28,7 +28,9 @@ every crossing; here the tail is *followed*:
 4. Near its own head (within ``r_near`` of its centre) only directions within ``away_deg`` of
    "away from the head" score: a tail leaves its head, the halo rings go round it.
 5. Stop: a step is *supported* when the capped step scores averaged over ``avg`` px reach
-   ``t_stop`` (noise units) and ``rel_stop`` x the line's strongest level; after ``gap`` px
+   ``t_stop`` (noise units) and either ``rel_stop`` x the line's strongest level or ``keep_abs``
+   (the segmenter's multiple of the window's null level: a faint distal tail far under its dark
+   midpiece's level but clearly above the texture goes on); after ``gap`` px
    without support the trace stops and is cut back (``STOP_FADED``). Other heads, bright debris
    and their halos (``zone == OTHER``) score zero and the trace stops on *entering* one
    (``STOP_OTHER``: it was following that cell's tail back to its head); it stops on coming back
@@ -90,6 +92,9 @@ class TraceParams:
         depth: every arc is valued with its best continuation (a second arc of ``look`` px whose
             curvature is within ``depth`` grid steps of the first's).
         away_deg: near the own head, only directions within this angle of "away from it" score.
+        keep_abs: a step is also supported, whatever ``rel_stop`` says, while the mean step score
+            reaches this (noise units; the segmenter sets it from the window's null level; inf:
+            off).
         coast: when a dark structure across the way ahead (``f_uu`` along the arc of the recent
             median curvature and its continuation) reaches this multiple of the running level
             (and 4 ``t_stop``: noise does not), the trace keeps that curvature through it.
@@ -115,6 +120,7 @@ class TraceParams:
     depth: int = 2
     away_deg: float = 60.0
     coast: float = 1.0
+    keep_abs: float = float("inf")
 
 
 def ridge_maps(window: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -302,7 +308,8 @@ def _pick(both, val, ks, kprev, unit, recent, t_stop, keep_frac, dk_smooth, bend
 
 @njit(cache=True, fastmath=True)
 def _trace(fxx, fxy, fyy, zone, hd, x0, y0, th0, look, kmax, n_curv, bend_penalty, t_stop, rel_stop, cap, gap,
-           loop_px, loop_lag, max_len, margin, avg, level_len, leave, dk_smooth, keep_frac, depth, coast):
+           loop_px, loop_lag, max_len, margin, avg, level_len, leave, dk_smooth, keep_frac, depth, coast,
+           keep_abs=np.inf):
     h, w = zone.shape
     xs = np.empty(max_len + 1)
     ys = np.empty(max_len + 1)
@@ -379,7 +386,7 @@ def _trace(fxx, fxy, fyy, zone, hd, x0, y0, th0, look, kmax, n_curv, bend_penalt
         xi = int(x + 0.5)
         yi = int(y + 0.5)
         zv = zone[min(max(yi, 0), h - 1), min(max(xi, 0), w - 1)]
-        if support >= t_stop and support >= rel_stop * level_max:
+        if support >= t_stop and (support >= rel_stop * level_max or support >= keep_abs):
             last_good = n - 1
         elif last_good >= 0 and (n - 1 - last_good) > gap:
             reason = 0
@@ -510,7 +517,8 @@ def trace_tail(maps: tuple[np.ndarray, np.ndarray, np.ndarray], zone: np.ndarray
                                              float(p.bend_penalty), float(p.t_stop), float(p.rel_stop),
                                              float(p.cap), int(p.gap), float(p.loop_px), int(p.loop_lag),
                                              int(p.max_len), 1.5, int(p.avg), int(p.level_len), int(p.leave),
-                                             float(p.dk_smooth), float(p.keep_frac), int(p.depth), float(p.coast))
+                                             float(p.dk_smooth), float(p.keep_frac), int(p.depth), float(p.coast),
+                                             float(p.keep_abs))
     if last < 1:
         return Trace(np.c_[xs[:1], ys[:1]], sc[:1], reason, float(level))
     end = last
