@@ -309,3 +309,30 @@ def test_the_sparse_stitch_assignment_finds_the_dense_optimum(monkeypatch):
             assert len(set(nxt.values())) == len(nxt)
             total[cells] = (len(nxt), sum(c[(i == a) & (j == b)][0] for a, b in nxt.items()))
         assert total[0][0] == total[10 ** 12][0] and total[0][1] == pytest.approx(total[10 ** 12][1])
+
+
+@pytest.mark.parametrize("geometry", ["cross", "pass"])
+def test_fragments_of_two_cells_that_meet_are_stitched_each_to_its_own_continuation(geometry):
+    """Two cells meet (an X crossing, or two cells passing each other 4 px apart in opposite
+    directions) while neither is detected for 8 frames: online, each leaves a fragment before
+    and one after. Refine must join each before-fragment to the after-fragment of the SAME cell
+    (truth known), fill the gap near the true path, and never join across cells."""
+    f = np.arange(100)
+    gap = (f >= 46) & (f < 54)
+    if geometry == "cross":
+        truth = {1: np.c_[100 + 2.0 * f, np.full(100, 200.0)], 2: np.c_[np.full(100, 200.0), 100 + 2.0 * f]}
+    else:
+        truth = {1: np.c_[100 + 2.0 * f, np.full(100, 200.0)], 2: np.c_[298 - 2.0 * f, np.full(100, 204.0)]}
+    frags = {}
+    for cell, xy in truth.items():
+        frags[10 * cell] = (f[~gap & (f < 50)], xy[~gap & (f < 50)])
+        frags[10 * cell + 1] = (f[~gap & (f >= 50)], xy[~gap & (f >= 50)])
+    t = make_tracks(tracks_from(frags, size=22.0).assign(conf=0.9, cls=0))
+    out = refine_tracks(t, FPS)
+    assert out["track_id"].nunique() == 2
+    for cell, xy in truth.items():
+        tr = out[out["track_id"] == 10 * cell].sort_values("frame")
+        assert list(tr["frame"]) == list(f)                       # one track, gap filled
+        err = np.hypot(*(tr[["x_smooth", "y_smooth"]].to_numpy() - xy).T)
+        assert err.max() < 2.0                                    # on its own cell throughout
+        assert tr["interpolated"].sum() == gap.sum()
