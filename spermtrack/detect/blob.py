@@ -60,6 +60,10 @@ class BlobParams:
         cluster_area_factor: a core larger than this many median head cores is a cluster (cls 1).
         sperm_min_prob: the classifier's sperm probability needed for class 0; other accepted
             candidates are exported as cls 3 ("other") or 1 (cluster).
+        duplicate_factor: of two heads (class 0) closer than this many head lengths, the one with
+            the lower sperm probability is a second maximum of the same cell and becomes "other"
+            (with the classifier only; 0: off). Two real heads touching side by side or end to end
+            are 0.6-1.1 head lengths apart at their centres, so a few true pairs are lost too.
         classifier_scale_band: the classifier sees the frame resized so that the video's head
             core has the length of the heads it was trained on (its ``head_length_px``), unless
             the two lengths differ by less than this factor (then the frame as it is); 1 always
@@ -87,6 +91,7 @@ class BlobParams:
     core_window: float = ranged(0.6, 0.01, 100.0)
     sperm_min_prob: float = ranged(0.6, 0.0, 1.0)
     classifier_scale_band: float = ranged(1.25, 1.0, 1000.0)
+    duplicate_factor: float = ranged(1.25, 0.0, 100.0)
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
@@ -289,9 +294,32 @@ class BlobDetector:
             # own cluster class is too rare in training to be trusted alone: benchmark F1 ~0.1)
             sperm = prob[:, 0] >= p.sperm_min_prob
             cluster = (cls == 1) & (sperm | (prob[:, 2] > prob[:, 1]))
+            # one head, one detection: of two heads closer than duplicate_factor head lengths the
+            # less probable is a second maximum of the same cell (its halo's bright rim, a tail
+            # kink): kept, as "other"
+            sperm &= ~duplicates(np.c_[cx, cy], prob[:, 0], sperm & ~cluster,
+                                 p.duplicate_factor * cal.head_length_px)
             cls = np.where(cluster, 1, np.where(sperm, 0, OTHER_CLS))
             conf = np.where(cluster, prob[:, 0] + prob[:, 2], np.where(sperm, prob[:, 0], prob[:, 1]))
         return Detections(xyxy, conf, cls)
+
+
+def duplicates(xy: np.ndarray, score: np.ndarray, among: np.ndarray, radius: float) -> np.ndarray:
+    """``(n,) bool``: the points of ``among`` that lie within ``radius`` of a higher-scoring point
+    of ``among`` kept before them (greedy, best first: non-maximum suppression by distance)."""
+    idx = np.flatnonzero(among)
+    out = np.zeros(len(xy), bool)
+    if len(idx) < 2 or not radius > 0:
+        return out
+    idx = idx[np.argsort(-score[idx], kind="stable")]
+    pts = np.asarray(xy, np.float64)[idx]
+    close = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1]) <= radius
+    kept = np.zeros(len(idx), bool)
+    for i in range(len(idx)):
+        if not (close[i, :i] & kept[:i]).any():
+            kept[i] = True
+    out[idx[~kept]] = True
+    return out
 
 
 def _accepts(fn, name: str) -> bool:

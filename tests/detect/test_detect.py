@@ -229,3 +229,56 @@ def test_detect_cli_takes_the_detector_from_a_config(tiny_video, tmp_path):
     for i, d in enumerate(expected):
         np.testing.assert_allclose(rows[rows[:, 0] == i + 1][:, 2:6], d.ltwh + [EDGE_OFFSET_PX, EDGE_OFFSET_PX, 0, 0],
                                    atol=1e-3)
+
+
+def test_duplicates_keep_the_most_probable_head_of_each_cell():
+    """Greedy suppression by distance, best first: a point within the radius of a KEPT better
+    point is a duplicate; a point near only a suppressed one is kept; points outside ``among``
+    are neither suppressed nor suppress."""
+    from spermtrack.detect.blob import duplicates
+
+    xy = np.array([[0, 0], [5, 0], [20, 0], [24, 0], [100, 0], [108, 0], [116, 0], [200, 0], [203, 0]], float)
+    p = np.array([0.9, 0.8, 0.7, 0.95, 0.9, 0.8, 0.7, 0.6, 0.99])
+    among = np.array([True] * 8 + [False])
+    dup = duplicates(xy, p, among, 10.0)
+    # 1 near 0; 2 near 3 (better); 5 near 4; 6 is 8 from 5 (suppressed) and 16 from 4: kept;
+    # 7 is near 8, which is not a head (not among): kept
+    assert list(np.flatnonzero(dup)) == [1, 2, 5]
+    assert not duplicates(xy, p, among, 0.0).any()
+
+
+def test_one_detection_per_real_head():
+    """Real VISEM frames (video 11 frame 1000, frames12): no two class-0 detections closer than
+    duplicate_factor head lengths, and each label keeps a class-0 detection as often as with the
+    suppression off (no label lost to it)."""
+    import cv2
+
+    from conftest import SHARED
+    from spermtrack.evaluate.detmetrics import match_centres
+
+    root = SHARED / "data" / "visem"
+    pairs = [(root / "Train" / "11" / "images_sample" / "11_frame_1000.jpg",
+              root / "Train" / "11" / "labels" / "11_frame_1000.txt"),
+             (root / "frames12" / "12_frame_0.jpg", root / "frames12" / "labels" / "12_frame_0.txt")]
+    pairs = [(i, lab) for i, lab in pairs if i.is_file() and lab.is_file()]
+    if not pairs:
+        pytest.skip("no real VISEM frame in ../shared")
+    for img_path, lab_path in pairs:
+        img = cv2.imread(str(img_path), cv2.IMREAD_GRAYSCALE)
+        H, W = img.shape
+        lab = np.loadtxt(lab_path, ndmin=2)
+        heads = lab[lab[:, 0] == 0][:, 1:3] * [W, H]
+        found = {}
+        for factor in (1.25, 0.0):
+            det = BlobDetector(duplicate_factor=factor)
+            det.calibrate(img[None])
+            d = det.detect(img[None])[0]
+            d = d.select(d.cls == 0)
+            c = np.c_[(d.xyxy[:, 0] + d.xyxy[:, 2]) / 2, (d.xyxy[:, 1] + d.xyxy[:, 3]) / 2]
+            found[factor] = (c, len(match_centres(c, heads, 8.0)[0]))
+            if factor:
+                dist = np.hypot(c[:, None, 0] - c[None, :, 0], c[:, None, 1] - c[None, :, 1])
+                np.fill_diagonal(dist, np.inf)
+                assert dist.min() > 1.25 * det.calibration.head_length_px
+        assert found[1.25][1] >= found[0.0][1] - 1, (img_path.name, found[1.25][1], found[0.0][1])
+        assert len(found[1.25][0]) <= len(found[0.0][0])
