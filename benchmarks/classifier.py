@@ -224,8 +224,8 @@ def main() -> int:
              f"distance (sperm <= 8 px of a sperm label, cluster inside a cluster box, impurity > 12 px from every "
              f"label, rest dropped): sperm {int((y_all == 0).sum())}, impurity {int((y_all == 1).sum())}, "
              f"cluster {int((y_all == 2).sum())}",
-             f"- Poisson noise: frame x k photons per gray level, Poisson-sampled, / k (k = 4: background "
-             f"~70-90 gray levels gets sd ~4-5 levels; k = 1: sd ~8-9 levels); same candidate positions",
+             "- Poisson noise: frame x k photons per gray level, Poisson-sampled, / k (k = 4: background "
+             "~70-90 gray levels gets sd ~4-5 levels; k = 1: sd ~8-9 levels); same candidate positions",
              ""]
     if "default" in models:
         d = models["default"]

@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     bias = loo_err.mean(0)
     lines += [
         f"- mean MAE over PR / NP / IM <= 8 points: {mae.mean():.1f} -> {rd.verdict(mae.mean() <= 8)}",
-        f"- no class above 10 points: " + " / ".join(f"{m:.1f}" for m in mae) + f" -> {rd.verdict(bool((mae <= 10).all()))}",
-        f"- bias within +-3 points per class: " + " / ".join(f"{b:+.1f}" for b in bias)
+        "- no class above 10 points: " + " / ".join(f"{m:.1f}" for m in mae) + f" -> {rd.verdict(bool((mae <= 10).all()))}",
+        "- bias within +-3 points per class: " + " / ".join(f"{b:+.1f}" for b in bias)
         + f" -> {rd.verdict(bool((np.abs(bias) <= 3).all()))}",
         "",
         "## 1. Leave-one-video-out validation of the default rule",

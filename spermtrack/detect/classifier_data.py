@@ -434,7 +434,7 @@ def augment(raw: torch.Tensor, crop: int, gen: torch.Generator, hc: torch.Tensor
     With ``hc`` (``(B,)`` head contrast of each sample's video, gray levels): ``(B, 2, crop, crop)``,
     channel 1 = :func:`~spermtrack.detect.classifier.contrast_channel` with the head contrast
     scaled by the same gain as the crop and jittered x0.8-1.25 (calibration error)."""
-    B, R = raw.shape[0], raw.shape[-1]
+    B = raw.shape[0]
     u = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
     ang = torch.where(u(B) < 0.5, u(B) * 2 * np.pi, torch.randint(0, 4, (B,), generator=gen).float() * np.pi / 2)
     flip = torch.where(u(B) < 0.5, -1.0, 1.0)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from spermtrack.synth import morph
-from spermtrack.synth.presets import HEAD_VARIANTS, POPULATIONS, TAIL_VARIANTS, Difficulty, Population
+from spermtrack.synth.presets import HEAD_VARIANTS, TAIL_VARIANTS, Difficulty, Population
 
 #: Correlation time of the random turning rate (s).
 TURN_TAU_S = 0.3

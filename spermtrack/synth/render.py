@@ -379,7 +379,6 @@ def _render_visem(scene: Scene, i: int, g: Geometry) -> np.ndarray:
     H, W = scene.height, scene.width
     acc = np.zeros((H, W), np.float32)
     tails = np.zeros((H, W), np.uint8)
-    split = int(0.6 * (morph.TAIL_POINTS - 1))
     fills = morph.inset_polygon(g.heads, morph.FILL_INSET / SUPERSAMPLE)
     reach = 8.0 / s + 2.5 * VISEM_GLOW_SIGMAS_PX[1] + 4.0
     for k in range(len(g.rows)):
