@@ -5,7 +5,15 @@ phantom crops), and a naive baseline (Otsu threshold + regionprops ellipse axes 
 measured on the same crops in the same run. Truth: the phantom's per-track parameters
 (``scene.truth``). Prints a markdown table and writes benchmarks/results/morphology.md.
 
-    python benchmarks/morphology.py [--quick] [--yolo-epochs 5]
+The phantom is rendered in each of ``--looks`` (default both): ``classic`` (the original bright,
+noisy phase-contrast look: the look of every number in this file before 2026-11-30) and
+``visem`` (the synthetic phantom's default look since then, made to match real VISEM frames:
+saturating bright heads with a wide glow, a dark rim and midpiece, debris). Until the looks were
+named here the script took ``simulate_cells``' default, so its numbers silently moved from the
+classic to the visem look when that default changed (commit a06e700). Each table says which look
+it measured. The real pixels are judged by ``benchmarks/morphology_real.py``, not here.
+
+    python benchmarks/morphology.py [--quick] [--yolo-epochs 5] [--looks classic,visem]
 """
 
 from __future__ import annotations
@@ -114,7 +122,13 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--yolo-epochs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--looks", default="classic,visem",
+                    help="phantom looks to render, comma-separated (classic: the look of the numbers before "
+                         "2026-11-30; visem: the phantom's default since then); 0 YOLO epochs skip yolo-seg")
     args = ap.parse_args(argv)
+    from spermtrack.synth import check_look
+
+    looks = [check_look(x.strip()) for x in args.looks.split(",") if x.strip()]
     cv2.setNumThreads(1)
     seconds = 1.0 if args.quick else args.seconds
     acc, flags, spd = [], [], []
@@ -124,11 +138,12 @@ def main(argv=None) -> int:
     from spermtrack.morphology.morphometry import measure_crops
     from spermtrack.morphology.segment import segment_crops
 
-    for diff in ("easy", "medium", "hard"):
-        sc = simulate_cells(seconds=seconds, fps=50, cells=15, seed=21, difficulty=diff)
+    for look, diff in ((lk, d) for lk in looks for d in ("easy", "medium", "hard")):
+        sc = simulate_cells(seconds=seconds, fps=50, cells=15, seed=21, difficulty=diff, look=look)
         res = morphology_from_frames(scene_frames(sc), sc.boxes, sc.width, sc.height, UM, crop_params=small)
+        n0 = len(acc)
         acc += accuracy_rows("classical 64x64 + tail window", diff, res.per_crop, sc.truth)
-        flags += flag_rows(diff, res.per_track, sc.truth)
+        flags += [{"look": look, **r} for r in flag_rows(diff, res.per_track, sc.truth)]
         cs = res.crops
         seg = ClassicalSegmenter(UM)
         anchors = cs.table[["anchor_u", "anchor_v"]].to_numpy()
@@ -141,16 +156,18 @@ def main(argv=None) -> int:
                                                      midpiece_length_um=np.nan, tail_length_um=np.nan)
         acc += [r for r in accuracy_rows("otsu+regionprops 64x64", diff, bpc, sc.truth)
                 if r["measurement"].startswith("head")]
+        for r in acc[n0:]:
+            r["look"] = look
         if diff == "medium":
-            med_crops = (cs, sc)
-            spd.append(("classical", "64x64 + tail window", speed(cs, seg)))
-            spd.append(("classical", "64x64, no window", speed(ncs, seg)))
+            med_crops = (cs, sc, look)
+            spd.append(("classical", f"64x64 + tail window ({look})", speed(cs, seg)))
+            spd.append(("classical", f"64x64, no window ({look})", speed(ncs, seg)))
             best = np.inf
             for _ in range(3):
                 t0 = time.perf_counter()
                 otsu_baseline(cs.images, anchors)
                 best = min(best, time.perf_counter() - t0)
-            spd.append(("otsu+regionprops (head only)", "64x64", len(cs) / best))
+            spd.append(("otsu+regionprops (head only)", f"64x64 ({look})", len(cs) / best))
     yolo_note = ""
     if args.yolo_epochs > 0:
         from spermtrack.morphology.morphometry import measure_crops
@@ -159,22 +176,25 @@ def main(argv=None) -> int:
         from spermtrack.synth import generate
 
         with tempfile.TemporaryDirectory() as tmp:
-            generate(Path(tmp) / "syn", videos=2, seconds=2.0, cells=20, seed=5, write_images=False, mask_every=2)
+            # trained and measured on the last look of --looks (the default order ends with visem)
+            cs, sc, ylook = med_crops
+            generate(Path(tmp) / "syn", videos=2, seconds=2.0, cells=20, seed=5, write_images=False, mask_every=2,
+                     look=ylook)
             t0 = time.perf_counter()
             w = train_seg(Path(tmp) / "syn", Path(tmp) / "seg.pt",
                           SegTrainConfig(epochs=args.yolo_epochs, imgsz=64, batch=32, max_crops=1500, device="cpu"))
             train_s = time.perf_counter() - t0
             yseg = get_segmenter("yolo-seg", weights=w, device="cpu")
-            cs, sc = med_crops
             anchors = cs.table[["anchor_u", "anchor_v"]].to_numpy()
             t0 = time.perf_counter()
             ys = yseg.segment(cs.images, anchors)
-            spd.append(("yolo-seg (CPU)", "64x64", len(cs) / (time.perf_counter() - t0)))
-            acc += accuracy_rows(f"yolo-seg {args.yolo_epochs} ep", "medium", measure_crops(ys, cs.images, cs.table, UM),
-                                 sc.truth)
+            spd.append(("yolo-seg (CPU)", f"64x64 ({ylook})", len(cs) / (time.perf_counter() - t0)))
+            acc += [{"look": ylook, **r} for r in accuracy_rows(f"yolo-seg {args.yolo_epochs} ep", "medium",
+                                                                  measure_crops(ys, cs.images, cs.table, UM), sc.truth)]
             yolo_note = (f"yolo-seg: yolo11n-seg.yaml from scratch, {args.yolo_epochs} epochs on <= 1500 phantom crops "
-                         f"(2 videos, medium), CPU, trained in {train_s:.0f} s.")
+                         f"(2 videos, medium, {ylook} look), CPU, trained in {train_s:.0f} s.")
     a = pd.DataFrame(acc)
+    a = a[["look"] + [c for c in a.columns if c != "look"]]
     f = pd.DataFrame(flags)
     s = pd.DataFrame(spd, columns=["segmenter", "crop", "crops_per_s"])
     base = s.loc[s.segmenter == "classical", "crops_per_s"].iloc[0]
@@ -184,13 +204,18 @@ def main(argv=None) -> int:
         f"Command: `OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  ",
         f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores (one thread used: "
         f"cv2.setNumThreads(1), OMP_NUM_THREADS=1), Python {platform.python_version()}.  ",
-        f"Data: phantom scenes ({seconds:.0f} s, 50 fps, 15 cells, seed 21) per difficulty, 0.5 um/px; "
+        f"Data: phantom scenes ({seconds:.0f} s, 50 fps, 15 cells, seed 21) per difficulty and look "
+        f"({', '.join(looks)}), 0.5 um/px; "
         "K = 5 crops per track; errors per crop against the track's true parameters.  ",
         "Units: head errors in px, midpiece in um, tail in % of the true length; bias = median signed error. "
         "Tail length: normal and short tails, crops whose trace faded inside the tail window "
-        "(60 um behind the head, cut from the same frame as the 64x64 crop); "
+        "(`CropParams` default: 50 um from the head every way, cut from the same frame as the 64x64 crop); "
         "coiled tails are judged by the flag (their overlapping turns hide the length). "
         "'no window' = the tail traced in the 64x64 crop only (cut by its border).  ",
+        "Looks: `classic` = the original bright noisy phase-contrast phantom (every number of this file before "
+        "2026-11-30 is of this look); `visem` = the phantom's default look since commit a06e700 (like real VISEM "
+        "frames: saturating heads with a wide glow, dark rim and midpiece, debris). Until the looks were named here "
+        "the script rendered `simulate_cells`' default, so it silently switched to `visem` with that commit.  ",
         yolo_note, "",
         "## Accuracy", "", a.to_markdown(index=False, floatfmt=".2f"), "",
         "## Flags per track (median over K crops)", "", f.to_markdown(index=False, floatfmt=".2f"), "",

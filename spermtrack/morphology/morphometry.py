@@ -388,7 +388,10 @@ def _tail_per_track(out: pd.DataFrame, used: pd.DataFrame) -> None:
     """The track's tail length from its crops (in place). The same tail is seen in every crop,
     but only in some does the trace reach its end; the confident traces that faded or left the
     window bound it from below. A crop whose midpiece / tail boundary was not resolved gets its
-    tail as its whole trace minus the track's median midpiece.
+    tail as its whole trace minus the track's median midpiece, or, where no crop of the track
+    resolved one (a flagellum uniformly dark from the head on), minus the sample's median
+    midpiece (the median of the tracks' medians; none resolved in the sample: no tail length).
+    The track's own ``midpiece_length_um`` stays unmeasured (NaN).
 
     - ``tail_lower_um``: per view (``tail_view``: :func:`tail_views`; without that column
       every crop is its own view) its longest lower bound (a shorter trace lying on a longer
@@ -409,7 +412,12 @@ def _tail_per_track(out: pd.DataFrame, used: pd.DataFrame) -> None:
         out["n_tail_views"] = 0
         return
     scale = (used["tail_trace_length_um"] / used["tail_trace_length_px"]).dropna()
-    mid = used["midpiece_length_um"].fillna(used["track_id"].map(used.groupby("track_id")["midpiece_length_um"].median()))
+    track_mid = used.groupby("track_id")["midpiece_length_um"].median()
+    mid = used["midpiece_length_um"].fillna(used["track_id"].map(track_mid))
+    # a track none of whose crops resolved its midpiece / tail boundary (a flagellum uniformly dark
+    # from the head on): the sample's median midpiece (of the tracks that resolved one)
+    if track_mid.notna().any():
+        mid = mid.fillna(float(track_mid.median()))
     own = used["midpiece_length_um"].notna()
     tail = used["tail_length_um"].where(own, used["tail_trace_length_um"] - mid)
     tail = tail.where(used["tail_complete"].astype(bool))

@@ -268,7 +268,10 @@ def _values(fxx, fxy, fyy, zone, hd, x, y, th, lim, pen_unit, ks, ox, oy, cka, s
 @njit(cache=True, fastmath=True)
 def _across(fxx, fxy, fyy, zone, x, y, th, j, ox, oy, cka, ska, look):
     """The strongest dark structure *across* arc ``j`` (``max f_uu`` along it, noise units): a
-    line crossing ours, or a blob on it."""
+    line crossing ours, or a blob on it. Only samples where the structure is more across the arc
+    than along it count (``f_uu >= f_nn``: where the oriented line score calls it a gap): our own
+    line bending away from the arc, seen obliquely (``f_uu / f_nn = tan^2`` of the angle, under 1
+    below 45 degrees), is the line to follow round its bend, not a crossing to coast through."""
     ct = math.cos(th)
     st = math.sin(th)
     h, w = zone.shape
@@ -280,8 +283,13 @@ def _across(fxx, fxy, fyy, zone, x, y, th, j, ox, oy, cka, ska, look):
             continue
         c = ct * cka[j, t] - st * ska[j, t]
         s = st * cka[j, t] + ct * ska[j, t]
-        fuu = c * c * bilinear(fxx, px, py, 0.0) + 2.0 * c * s * bilinear(fxy, px, py, 0.0) + s * s * bilinear(fyy, px, py, 0.0)
-        best = max(best, fuu)
+        a = bilinear(fxx, px, py, 0.0)
+        b = bilinear(fxy, px, py, 0.0)
+        d = bilinear(fyy, px, py, 0.0)
+        fuu = c * c * a + 2.0 * c * s * b + s * s * d
+        fnn = s * s * a - 2.0 * s * c * b + c * c * d
+        if fuu >= fnn:
+            best = max(best, fuu)
     return best
 
 
@@ -351,7 +359,8 @@ def _trace(fxx, fxy, fyy, zone, hd, x0, y0, th0, look, kmax, n_curv, bend_penalt
         # however dark (capped at the level, it is worth no more than ours), is passed straight;
         # only when the line bends away from every smooth arc may the trace turn
         bj = _pick(both, val, ks, kprev, unit, recent, t_stop, keep_frac, dk_smooth, bend_penalty)
-        # a dark structure across the way ahead (another tail crossing ours, a blob on it): the
+        # a dark structure across the way ahead (another tail crossing ours, a blob on it; not
+        # our own line bending away, which lies more along the arc than across it): the
         # trace coasts through it on its current curvature rather than turn onto it
         # (on the curvature it had before the crossing pulled it: the median of the last steps)
         if level > 0 and coast > 0 and n > avg:
