@@ -175,3 +175,121 @@ def train_seg(data: str | Path, out_weights: str | Path, cfg: SegTrainConfig | N
         "train_seconds": round(time.perf_counter() - t0, 1), "spermtrack_version": __version__,
     })
     return out_weights
+
+
+# ------------------------------------------------------------------------------------------------
+# real truth cells (tests/data/morph_truth) as training crops
+
+
+def rasterize_parts(head_polygon, midpiece_line=None, tail_line=None, *, shape: tuple[int, int],
+                    label_width: float = 3.0, supersample: int = 4) -> dict[str, np.ndarray]:
+    """Disjoint ``uint8`` (0/1) masks ``{"head", "midpiece", "tail"}`` of one annotated cell.
+
+    Coordinates are px with pixel centres at integers (pixel ``(r, c)`` covers ``[c - 0.5, c + 0.5]``
+    x ``[r - 0.5, r + 0.5]``). The head polygon is filled and the midpiece / tail polylines are drawn
+    ``label_width`` px wide, each at ``supersample`` x; a pixel is set when at least half of it is
+    covered (so a mask's area matches the outline's area). The midpiece excludes the head, the tail
+    excludes both. ``midpiece_line`` / ``tail_line`` may be None (not annotated).
+    """
+    h, w = shape
+    ss = max(int(supersample), 1)
+    shift = 4
+
+    def to_cv(a):
+        u = (np.asarray(a, np.float64) + 0.5) * ss - 0.5
+        return np.round(u * (1 << shift)).astype(np.int32)
+
+    def reduce(big):
+        if ss == 1:
+            return (big > 0).astype(np.uint8)
+        cov = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
+        return (cov >= 128).astype(np.uint8)
+
+    out = {}
+    big = np.zeros((h * ss, w * ss), np.uint8)
+    poly = np.asarray(head_polygon, np.float64)
+    if len(poly) >= 3:
+        if ss > 1:  # a fill sets every pixel the edge touches: pull the edge in (as the phantom's masks)
+            from spermtrack.synth.morph import FILL_INSET, inset_polygon
+
+            poly = inset_polygon(poly, FILL_INSET / ss)
+        cv2.fillPoly(big, [to_cv(poly)], 255, cv2.LINE_8, shift)
+    out["head"] = reduce(big)
+    for name, line in (("midpiece", midpiece_line), ("tail", tail_line)):
+        big[:] = 0
+        if line is not None and len(line) >= 2:
+            cv2.polylines(big, [to_cv(line)], False, 255, max(1, int(round(label_width * ss))), cv2.LINE_8, shift)
+        out[name] = reduce(big)
+    out["midpiece"] &= 1 - out["head"]
+    out["tail"] &= 1 - (out["head"] | out["midpiece"])
+    return out
+
+
+def _mask_lines(layers: dict[str, np.ndarray], w: int, h: int) -> list[str]:
+    """YOLO polygon label lines (``cls x1 y1 ...``, normalised) of the masks' outer contours."""
+    lines = []
+    for cls, name in SEG_CLASSES.items():
+        cs, _ = cv2.findContours(layers[name].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for cnt in cs:
+            pts = cnt.reshape(-1, 2).astype(np.float64)
+            if len(pts) < 3 or cv2.contourArea(cnt) < 1.0:
+                continue
+            lines.append(f"{cls} " + " ".join(f"{x / w:.5f} {y / h:.5f}" for x, y in pts))
+    return lines
+
+
+def truth_cell_crop(gray: np.ndarray, cell: dict, params: CropParams, *, yaw_deg: float = 0.0,
+                    shift_px: tuple[float, float] = (0.0, 0.0), label_width: float = 3.0):
+    """One training crop of a real truth cell (``tests/data/morph_truth/cells.json`` record, its
+    geometry in the coordinates of its stored crop box): cut from the source frame ``gray`` as at
+    inference (:func:`cut_crop`: head centre at the anchor, +x toward the head's front, turned by
+    ``yaw_deg``, the centre moved by ``shift_px``), and the masks of the truth outline / polylines
+    mapped into the crop. Returns ``(crop, layers)``."""
+    g = cell["geometry"]
+    off = np.array([cell["crop"]["x0"], cell["crop"]["y0"]], np.float64)
+    poly = np.asarray(g["head"]["polygon"], np.float64)[:-1] + off
+    base, front = np.asarray(g["head"]["base"], float) + off, np.asarray(g["head"]["front"], float) + off
+    mid = (np.asarray(g["midpiece"]["polyline"], float) + off) if g.get("midpiece") else None
+    tail = (np.asarray(g["tail"]["polyline"], float) + off) if g.get("tail") else None
+    c = poly.mean(axis=0) + np.asarray(shift_px, float)
+    fwd = front - base
+    angle = float(np.arctan2(fwd[1], fwd[0]) + np.radians(yaw_deg))
+    crop = cut_crop(gray, float(c[0]), float(c[1]), angle, params)
+    au, av = params.anchor_uv
+    rot = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+
+    def to_crop(p):
+        return None if p is None else (np.asarray(p, np.float64) - c) @ rot.T + (au, av)
+
+    w, h = params.wh
+    layers = rasterize_parts(to_crop(poly), to_crop(mid), to_crop(tail), shape=(h, w), label_width=label_width)
+    return crop, layers
+
+
+def add_truth_crops(dataset_yaml: str | Path, cells: list[dict], frames: dict, cfg: SegTrainConfig | None = None,
+                    *, copies: int = 16, max_shift_px: float = 1.0, split: str = "train") -> int:
+    """Add ``copies`` crops of each real truth cell (random yaw up to ``cfg.jitter_deg``, random
+    centre shift up to ``max_shift_px``; the first copy unturned) with their polygon labels to the
+    ``split`` of an ultralytics dataset written by :func:`build_seg_dataset`. ``frames`` maps
+    ``(source name, frame)`` to the grey frame. Returns the number of crops written."""
+    cfg = cfg or SegTrainConfig()
+    root = Path(dataset_yaml).resolve().parent
+    params = CropParams(size=cfg.crop_size, anchor=cfg.anchor).validate()
+    w, h = params.wh
+    rng = np.random.default_rng(cfg.seed + 1)
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
+    (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+    n = 0
+    for cell in cells:
+        gray = frames[(cell["source"]["name"], cell["source"]["frame"])]
+        for k in range(copies):
+            yaw = 0.0 if k == 0 else float(rng.uniform(-cfg.jitter_deg, cfg.jitter_deg))
+            shift = (0.0, 0.0) if k == 0 else tuple(rng.uniform(-max_shift_px, max_shift_px, 2))
+            crop, layers = truth_cell_crop(gray, cell, params, yaw_deg=yaw, shift_px=shift,
+                                           label_width=cfg.label_width_px)
+            stem = f"real_{cell['id']}_{k:02d}"
+            cv2.imwrite(str(root / "images" / split / f"{stem}.png"), crop)
+            lines = _mask_lines(layers, w, h)
+            (root / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+            n += 1
+    return n
