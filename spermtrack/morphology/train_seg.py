@@ -64,17 +64,7 @@ def _crop_labels(masks: dict, row: int, angle: float, params: CropParams, label_
            "tail_xy": to_crop(masks["tail_xy"][row])[None],
            "midpiece_width_px": np.array([max(float(masks["midpiece_width_px"][row]), label_width)]),
            "tail_width_px": np.array([float(label_width)]), "width": w, "height": h}
-    layers = rasterize(one, 0, shape=(h, w))
-    lines = []
-    for cls, name in SEG_CLASSES.items():
-        cs, _ = cv2.findContours(layers[name].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        for cnt in cs:
-            pts = cnt.reshape(-1, 2).astype(np.float64)
-            if len(pts) < 3 or cv2.contourArea(cnt) < 1.0:
-                continue
-            xy = " ".join(f"{x / w:.5f} {y / h:.5f}" for x, y in pts)
-            lines.append(f"{cls} {xy}")
-    return lines
+    return _mask_lines(rasterize(one, 0, shape=(h, w)), w, h)
 
 
 def build_seg_dataset(data: str | Path, out: str | Path, cfg: SegTrainConfig | None = None) -> Path:
