@@ -195,7 +195,7 @@ def main(argv=None) -> int:
               f"- model: {cfg.model} from scratch, {cfg.epochs} epochs, imgsz {cfg.imgsz}, batch {cfg.batch}, "
               f"seed {cfg.seed}, CPU, one thread; data {info['t_data']:.0f} s, training {info['t_train']:.0f} s; "
               f"weights {info['weights_mb']:.1f} MB;",
-              f"- phantom validation (ultralytics, last metrics): "
+              "- phantom validation (ultralytics, last metrics): "
               + (", ".join(f"{k} {v:.3f}" for k, v in (info.get("metrics") or {}).items()
                            if isinstance(v, (int, float)) and k.endswith("(M)")) or "n/a") + ".",
               "", "Command: `OMP_NUM_THREADS=1 python benchmarks/morphology_learned.py "
