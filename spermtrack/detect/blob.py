@@ -46,7 +46,8 @@ class BlobParams:
         min_head_level_z: below this head level the video has no head mode: zero detections.
         head_length_px: the head core length in px; None estimates it from the video.
         calib_frames: frames of the first chunk used to calibrate.
-        recalibrate: re-estimate the head level on every later chunk (illumination drift).
+        recalibrate: re-estimate the head level on every later chunk; the level used is the median
+            of the latest estimates (drift that lasts moves it, one odd chunk does not).
         box_margin_px: added on each side of the head's half-maximum ellipse.
         box_factor: boxes are at least this many head core lengths wide and high (annotated
             boxes include the halo: VISEM's are ~2.5 core lengths).

@@ -30,8 +30,12 @@ Candidates are local maxima of ``z`` at least ``separation_px`` apart. Calibrati
    When ``H`` is below ``min_head_level_z`` there is no head mode (a blank, flat or noise-only
    video): the threshold is set above every candidate and a warning says so.
 
-Illumination drift: each later chunk re-estimates ``H`` on a few of its frames; the threshold
-follows when it moved by more than 25 %, and every change is recorded.
+Drift: each later chunk re-estimates ``H`` on a few of its frames; the video's head level is the
+median of the last ``DRIFT_WINDOW`` estimates (the first calibration, on more frames, counting
+``n_frames / chunk frames`` times), and the threshold and the classifier's contrast reference
+follow it when it moved by more than ``DRIFT_TOLERANCE``; every change is recorded. One chunk's
+mixture fit is noisy (the upper component's centre shifts with the share of middling
+candidates), so one odd chunk never moves the operating point; a drift that lasts does.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ from spermtrack.detect.enhance import as_gray_uint8 as as_gray
 REFERENCE_HEAD_PX = 8.5
 #: spread floor (gray levels): a flat or saturated frame must not divide by ~0
 MIN_SPREAD = 0.25
+#: drift rule: the head level is the median of this many latest estimates (calibration + chunks)
+DRIFT_WINDOW = 5
+#: drift rule: the threshold follows that median when it moved by more than this factor
+DRIFT_TOLERANCE = 1.1
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,11 @@ class DetectorCalibration:
         strong_per_frame: candidates per frame at or above half the head level: about the
             number of clear heads in view (a reference for the plausibility checks).
         spread_gray: median background spread of the calibration frames (gray levels).
-        chunks: later re-estimates ``{"start_frame", "head_level_z", "threshold_z"}``.
+        chunks: later moves of the operating point ``{"start_frame", "chunk_level_z" (that chunk's
+            own estimate), "head_level_z" (the median that moved), "threshold_z"}``.
         warnings: notes (no head mode, ambiguous polarity, too few candidates).
+        level_estimates: every head level estimate so far (z units): the first calibration's
+            (repeated by its weight), then one per later chunk; the head level is their recent median.
     """
 
     polarity: str
@@ -112,6 +123,7 @@ class DetectorCalibration:
     strong_per_frame: float = float("nan")
     chunks: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    level_estimates: list = field(default_factory=list)
 
     @property
     def sign(self) -> int:
@@ -392,8 +404,16 @@ def calibrate(frames, *, polarity: str = "auto", head_length_px: float | None = 
 
 def recalibrate_chunk(cal: DetectorCalibration, frames, start_frame: int, *, head_ratio: float = 0.25,
                       min_head_level_z: float = 12.0, n_frames: int = 8, local_background: bool = True,
-                      tolerance: float = 1.5) -> None:
-    """Re-estimate the head level on a later chunk; move the threshold when it drifted."""
+                      tolerance: float = DRIFT_TOLERANCE, window: int = DRIFT_WINDOW) -> None:
+    """Re-estimate the head level on a later chunk; move the threshold when the video's level drifted.
+
+    The chunk's own estimate (a mixture fit on ``n_frames`` of its frames) is noisy: on video 11's
+    tuning half it wanders between 29 and 38 while the strongest candidates' percentiles do not
+    move, because the upper component's mean shifts with the share of middling candidates. The level
+    that counts is the median of the last ``window`` estimates (the first calibration included);
+    the threshold and the classifier's contrast reference follow it when it moved by more than
+    ``tolerance`` (a factor). One odd chunk cannot move it; a drift that lasts half the window does.
+    """
     if not cal.has_heads or len(frames) == 0:
         return
     idx = np.unique(np.linspace(0, len(frames) - 1, min(n_frames, len(frames))).round().astype(int))
@@ -402,10 +422,17 @@ def recalibrate_chunk(cal: DetectorCalibration, frames, start_frame: int, *, hea
     H, _ = head_level(np.concatenate(zs), cal.floor_z)
     if not np.isfinite(H) or H < min_head_level_z:
         return
-    if abs(np.log(H / cal.head_level_z)) > np.log(tolerance):
-        cal.head_level_z = H
-        cal.threshold_z = max(cal.floor_z, head_ratio * H)
-        cal.threshold_rule = (f"max(floor {cal.floor_z}, {head_ratio:.3f} x head level {H:.1f}), "
-                              f"re-estimated from frame {start_frame}")
-        cal.chunks.append({"start_frame": int(start_frame), "head_level_z": round(H, 3),
-                           "threshold_z": round(cal.threshold_z, 3)})
+    if not cal.level_estimates:
+        # the first calibration pooled more frames than a chunk estimate: it counts that many times
+        weight = max(1, round(cal.n_frames / max(len(idx), 1)))
+        cal.level_estimates += [round(float(cal.head_level_z), 3)] * weight
+    cal.level_estimates.append(round(float(H), 3))
+    level = float(np.median(cal.level_estimates[-max(1, int(window)):]))
+    if abs(np.log(level / cal.head_level_z)) > np.log(tolerance):
+        cal.head_level_z = level
+        cal.threshold_z = max(cal.floor_z, head_ratio * level)
+        cal.threshold_rule = (f"max(floor {cal.floor_z}, {head_ratio:.3f} x head level {level:.1f}), "
+                              f"head level = median of the last {int(window)} chunk estimates, from frame "
+                              f"{start_frame}")
+        cal.chunks.append({"start_frame": int(start_frame), "chunk_level_z": round(H, 3),
+                           "head_level_z": round(level, 3), "threshold_z": round(cal.threshold_z, 3)})

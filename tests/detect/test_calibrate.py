@@ -94,18 +94,53 @@ def test_no_head_mode_means_zero_detections_and_a_warning(frame):
     assert rec["threshold_z"] is None and rec["polarity"] in ("bright", "dark")
 
 
+def _faded(frames, gain=0.35, seed=1):
+    """The same scene whose heads lost most of their contrast relative to the background structure."""
+    return np.clip(128 + (frames.astype(np.float32) - 128) * gain
+                   + np.random.default_rng(seed).normal(0, 1.5, frames.shape), 0, 255).astype(np.uint8)
+
+
 def test_illumination_drift_moves_the_threshold_per_chunk(clip):
+    """A drift that lasts (several chunks) moves the head level and the threshold to where a
+    detector calibrated on the drifted frames puts them, and the heads are still found."""
     frames, truth = clip
     det = BlobDetector(classifier=None)
     det.detect(frames)
     t0 = det.calibration.threshold_z
-    # a later chunk whose heads lost most of their contrast relative to the background structure
-    faded = np.clip(128 + (frames.astype(np.float32) - 128) * 0.35
-                    + np.random.default_rng(1).normal(0, 1.5, frames.shape), 0, 255).astype(np.uint8)
-    det.detect(np.concatenate([faded, faded]))  # a chunk of >= 8 frames is re-estimated
+    faded = np.concatenate([_faded(frames), _faded(frames, seed=2)])  # a chunk of >= 8 frames is re-estimated
+    for _ in range(3):
+        out = det.detect(faded)
     assert det.calibration.chunks, "the drift was not noticed"
-    assert det.calibration.chunks[-1]["start_frame"] == len(frames)
-    assert det.calibration.threshold_z != t0
+    assert det.calibration.chunks[0]["start_frame"] == len(frames)
+    assert det.calibration.threshold_z < 0.8 * t0
+    fresh = BlobDetector(classifier=None)
+    fresh.detect(faded)
+    assert abs(np.log(det.calibration.threshold_z / fresh.calibration.threshold_z)) < np.log(1.1)
+    s = detection_scores(out, truth + truth, classes=(0,))
+    assert s.recall > 0.9 and s.precision > 0.9, (s.recall, s.precision)
+
+
+def test_one_odd_chunk_does_not_move_the_operating_point(clip):
+    """The head level is the median of the latest chunk estimates (the first calibration, on
+    twice a chunk's frames, counting twice): one chunk whose estimate is off (a mixture fit that
+    split the candidates differently, a passing cloud of debris) moves neither the threshold nor
+    the classifier's contrast reference, and the next chunks are detected exactly as if it had never
+    been seen, with the truth's heads found."""
+    frames, truth = clip
+    normal = np.concatenate([frames] * 4)  # 20 frames: the calibration pools 16
+    det = BlobDetector(classifier=None)
+    det.detect(normal)
+    t0, h0 = det.calibration.threshold_z, det.calibration.head_level_z
+    det.detect(np.concatenate([_faded(frames), _faded(frames, seed=2)]))
+    assert det.calibration.threshold_z == t0 and det.calibration.head_level_z == h0
+    assert det.calibration.level_estimates[-1] < 0.8 * h0  # the odd chunk was seen, and outvoted
+    after = det.detect(normal)
+    ref = BlobDetector(classifier=None)
+    ref.detect(normal)
+    expected = ref.detect(normal)
+    assert all(np.array_equal(a.xyxy, b.xyxy) for a, b in zip(after, expected))
+    s = detection_scores(after, truth * 4, classes=(0,))
+    assert s.recall > 0.9 and s.precision > 0.9, (s.recall, s.precision)
 
 
 def test_reset_forgets_the_calibration(clip):
