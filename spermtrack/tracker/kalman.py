@@ -141,3 +141,59 @@ def rts_smooth(z: np.ndarray, offsets: np.ndarray, *, q: float | np.ndarray, r: 
         q_arr = np.broadcast_to(np.asarray(q, np.float64), (len(offsets) - 1,)).copy()
         _rts_many(z, offsets, out, q_arr, float(r), float(r), float(p0_vel))
     return out
+
+
+@numba.njit(cache=True)
+def _nll_many(z: np.ndarray, q: float, r: float, p0_vel: float, out: np.ndarray) -> None:
+    n_seq, n_t = z.shape[0], z.shape[1]
+    for i in range(n_seq):
+        started = False
+        x = y = vx = vy = 0.0
+        a = b = c = 0.0
+        total = 0.0
+        for k in range(n_t):
+            if started:
+                x += vx
+                y += vy
+                a, b, c = a + 2.0 * b + c + 0.25 * q, b + c + 0.5 * q, c + q
+            if np.isnan(z[i, k, 0]):
+                continue
+            if not started:
+                x, y, vx, vy = z[i, k, 0], z[i, k, 1], 0.0, 0.0
+                a, b, c = r, 0.0, p0_vel
+                started = True
+                continue
+            s = a + r
+            ix, iy = z[i, k, 0] - x, z[i, k, 1] - y
+            total += 0.5 * (ix * ix + iy * iy) / s + np.log(s)
+            k0, k1 = a / s, b / s
+            x += k0 * ix
+            y += k0 * iy
+            vx += k1 * ix
+            vy += k1 * iy
+            a, b, c = (1.0 - k0) * a, (1.0 - k0) * b, c - k1 * b
+        out[i] = total
+
+
+def neg_log_likelihood(z: np.ndarray, *, q: float, r: float, p0_vel: float) -> np.ndarray:
+    """Negative log-likelihood of each sequence of centres under the constant-velocity model.
+
+    The first measured point of a sequence sets its state (position variance ``r``, velocity 0
+    with variance ``p0_vel``); every later measured point adds ``0.5 |innovation|^2 / S + ln S``
+    (both axes; the constant ``ln 2 pi`` left out), ``S`` the innovation variance. Missing frames
+    are predicted through.
+
+    Args:
+        z: ``(N, T, 2)`` centres px, NaN where a sequence has no measurement.
+        q: process-noise variance (px^2/frame^4, :func:`cv_noise_per_frame`).
+        r: measurement variance (px^2).
+        p0_vel: prior variance of the first velocity (px^2/frame^2).
+
+    Returns:
+        ``(N,)`` negative log-likelihoods (0 for a sequence with fewer than two points).
+    """
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    out = np.zeros(z.shape[0])
+    if z.shape[0] and z.shape[1]:
+        _nll_many(z, float(q), float(r), float(p0_vel), out)
+    return out

@@ -7,8 +7,10 @@ frames <= t. After the online pass (:mod:`spermtrack.tracker.associate`):
    first was heading (position extrapolated both ways with each end's velocity, tolerance
    growing with the gap), solved as one assignment over all (end, start) pairs.
    The tolerance also grows with each end's wobble about its fitted line (``_STITCH_WOBBLE``).
-2. :func:`resolve_crossings` re-decides who is who where two tracks meet, from line fits to
-   the paths before and after the meeting (offline: the future is known).
+2. :func:`resolve_crossings` re-decides who is who where two tracks meet (or one starts or
+   ends next to another), from the likelihood of the paths on both sides under the
+   constant-velocity model, each path with its own acceleration level (offline: the future is
+   known).
 3. :func:`refine_tracks` fills gaps of up to ``max_interp_gap_s`` inside each (stitched) track
    and smooths positions with a constant-velocity Rauch-Tung-Striebel smoother
    (:func:`spermtrack.tracker.kalman.rts_smooth`), which is also what fills the gaps.
@@ -34,16 +36,26 @@ from spermtrack.tracker import kalman
 from spermtrack.types import check_fps, check_ranges, make_tracks, ranged
 
 _BIG = 1e9
-#: :func:`resolve_crossings`: two tracks whose centres come within this distance (px) meet
-CROSS_NEAR_PX = 8.0
-#: duration (s) of path on each side of a meeting used to fit position and velocity
-CROSS_FIT_S = 0.4
-#: the tails are exchanged only when the exchanged pairing misses by less than this fraction
-#: of the kept pairing
-CROSS_RATIO = 0.5
-#: also scan long meetings (neighbours that stay close) for the best exchange frame
-_SCAN = True
-_MAX_SCAN_SWAPS = 4
+#: :func:`resolve_crossings`: two tracks whose centres come within this many median box sides
+#: meet (15 px at our detector's 22 px boxes; 11-21 px on the VISEM label boxes); ``CROSS_NEAR_PX``
+#: when the tracks carry no boxes
+CROSS_NEAR_BOXES = 0.7
+CROSS_NEAR_PX = 12.0
+#: a track that starts (ends) within this many times that distance of another track meets it
+CROSS_END_FACTOR = 2.0
+#: path (s) on each side of a meeting that the exchange decision looks at
+CROSS_PAD_S = 0.4
+#: tails are exchanged when that raises the two paths' log-likelihood by more than this (nats)
+CROSS_MARGIN_NATS = 3.0
+#: acceleration levels (px/s^2 s.d.) a path may pick from: an immotile head to a fast swimmer
+_CROSS_ACCEL_GRID_PX_S2 = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
+#: prior s.d. of a path's first velocity (px/s)
+_CROSS_SPEED_PRIOR_PX_S = 150.0
+#: floor of the measurement s.d. (px): exact boxes would make every wobble decisive
+_CROSS_MIN_SIGMA_PX = 0.3
+#: exchanges per meeting, and the longest window either side of an exchange point (x pad)
+_CROSS_ROUNDS = 3
+_CROSS_MAX_HALF = 3
 #: weight of each fragment end's wobble about its fitted line (the head's lateral beat and the
 #: detector jitter, px^2) in the stitch tolerance
 _STITCH_WOBBLE = 4.0
@@ -414,135 +426,130 @@ def _sparse_assignment(ri: np.ndarray, ci: np.ndarray, cost: np.ndarray, n_rows:
     return [(int(r), int(match[r])) for r in range(n_rows) if match[r] < n_cols]
 
 
-def _line_fit(fr: np.ndarray, xy: np.ndarray, t_ref: float) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares line through ``(fr, xy)``: position at ``t_ref`` and velocity (px/frame)."""
-    t = fr.astype(np.float64)
-    tc = t - t.mean()
-    den = tc @ tc
-    vel = (tc[:, None] * (xy - xy.mean(axis=0))).sum(axis=0) / den if den > 0 else np.zeros(2)
-    return xy.mean(axis=0) + vel * (t_ref - t.mean()), vel
-
-
-def _swap_frame(frame: np.ndarray, xy: np.ndarray, ma: np.ndarray, mb: np.ndarray, fits: list,
-                t_pre: int, t_post: int) -> int:
-    """Frame after which tracks A and B exchange tails: the candidate ``c`` in
-    ``[t_pre, t_post)`` minimising the squared miss of each measured point from the line of the
-    identity it would then carry (before ``c``: its own before-fit; after: the other track's
-    after-fit, i.e. the identity it continues)."""
-    cands = np.arange(t_pre, t_post)
-    cost = np.zeros(len(cands))
-    for own, other, m in ((0, 1, ma), (1, 0, mb)):
-        fr = frame[m]
-        w = (fr >= t_pre) & (fr <= t_post)
-        f, q = fr[w].astype(np.float64), xy[m][w]
-        if not len(f):
-            continue
-        (pe, ve), _ = fits[own]
-        _, (ps, vs) = fits[other]
-        e_pre = ((q - (pe + ve * (f - t_pre)[:, None])) ** 2).sum(-1)
-        e_post = ((q - (ps + vs * (f - t_post)[:, None])) ** 2).sum(-1)
-        before = f[None, :] <= cands[:, None]
-        cost += np.where(before, e_pre[None, :], e_post[None, :]).sum(-1)
-    return int(cands[np.argmin(cost)])
-
-
-def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
-    """Re-decide identities where two tracks meet (centres within ``CROSS_NEAR_PX``).
-
-    An online tracker must pick who is who while two heads overlap; offline the paths after the
-    meeting are known. For each meeting (a run of frames with the pair close, runs separated by
-    at most 5 frames merged) a line is fitted to each track's ``CROSS_FIT_S`` of path just before
-    and just after it (the frames of the meeting itself left out); each before-part is
-    extrapolated forward and each after-part back across the meeting, as in
-    :func:`stitch_tracklets`. When pairing A-before with B-after and B-before with A-after misses
-    by less than ``CROSS_RATIO`` times the kept pairing, the two tracks' tails are exchanged at
-    the frame between the two fits where the exchanged paths follow the fitted lines best.
-    Meetings are handled in time order.
-    """
-    t = make_tracks(tracks, source="tracks to resolve")
-    if t.empty or CROSS_NEAR_PX <= 0:
-        return t
-    k = max(3, int(round(CROSS_FIT_S * fps)))
-    tid = t["track_id"].to_numpy(np.int64).copy()
-    frame = t["frame"].to_numpy(np.int64)
-    xy = t[["x", "y"]].to_numpy(np.float64)
-    # close pairs per frame
+def _cross_events(tid: np.ndarray, frame: np.ndarray, xy: np.ndarray, near: float,
+                  end_near: float) -> list[tuple[int, int, int, int]]:
+    """``(first frame, last frame, id a, id b)`` of every meeting: runs of frames where two
+    tracks' centres are within ``near`` px (runs of a pair up to 5 frames apart merged), and
+    every start (end) of a track within ``end_near`` px of another track's centre in the 3
+    frames before (after) it."""
     order = np.argsort(frame, kind="stable")
     fs = frame[order]
     bounds = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1], True])
-    near2 = CROSS_NEAR_PX ** 2
-    hits: dict[tuple[int, int], list[tuple[int, float]]] = {}
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        if b - a < 2:
+    rows_of = {int(fs[a]): order[a:b] for a, b in zip(bounds[:-1], bounds[1:])}
+    hits: dict[tuple[int, int], list[int]] = {}
+    near2 = near * near
+    for f, rows in rows_of.items():
+        if len(rows) < 2:
             continue
-        rows = order[a:b]
         q = xy[rows]
         d2 = ((q[:, None, :] - q[None, :, :]) ** 2).sum(-1)
-        ii, jj = np.nonzero(np.triu(d2 <= near2, 1))
-        for u, w in zip(ii, jj):
-            ra, rb = rows[u], rows[w]
-            key = (int(min(tid[ra], tid[rb])), int(max(tid[ra], tid[rb])))
-            hits.setdefault(key, []).append((int(fs[a]), float(d2[u, w])))
-    if not hits:
-        return t
-    events = []
-    for (ia, ib), lst in hits.items():
-        lst.sort()
-        start = prev = lst[0][0]
-        best = lst[0]
-        for f, d in lst[1:]:
+        for u, w in zip(*np.nonzero(np.triu(d2 <= near2, 1))):
+            a, b = int(tid[rows[u]]), int(tid[rows[w]])
+            hits.setdefault((min(a, b), max(a, b)), []).append(f)
+    events = set()
+    for (ia, ib), fl in hits.items():
+        fl.sort()
+        start = prev = fl[0]
+        for f in fl[1:]:
             if f - prev > 5:
-                events.append((start, prev, best[0], ia, ib))
-                start, best = f, (f, d)
-            elif d < best[1]:
-                best = (f, d)
+                events.add((start, prev, ia, ib))
+                start = f
             prev = f
-        events.append((start, prev, best[0], ia, ib))
-    events.sort()
+        events.add((start, prev, ia, ib))
+    end2 = end_near * end_near
+    first = np.r_[True, tid[1:] != tid[:-1]]       # rows are sorted by track, frame
+    last = np.r_[tid[1:] != tid[:-1], True]
+    for i, look in ((np.flatnonzero(first), range(-3, 0)), (np.flatnonzero(last), range(1, 4))):
+        for r in i:
+            f0 = int(frame[r])
+            for dl in look:
+                rows = rows_of.get(f0 + dl)
+                if rows is None:
+                    continue
+                close = rows[((xy[rows] - xy[r]) ** 2).sum(-1) <= end2]
+                for o in close:
+                    a, b = int(tid[r]), int(tid[o])
+                    if a != b:
+                        events.add((min(f0, f0 + dl), max(f0, f0 + dl), min(a, b), max(a, b)))
+    return sorted(events)
+
+
+def _swap_gains(fa: np.ndarray, za: np.ndarray, fb: np.ndarray, zb: np.ndarray, f0: int, f1: int,
+                pad: int, max_half: int, q_grid: np.ndarray, r: float, p0_vel: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """For each frame ``c`` in ``[f0 - 1, f1]``: the gain in log-likelihood (nats) of exchanging
+    the tails of tracks A and B after ``c`` (``keep - swap`` negative log-likelihood), over the
+    path from ``pad`` frames before the meeting to ``pad`` after it (at most ``max_half`` frames
+    either side of ``c`` in long meetings). Each of the four paths is scored under the
+    constant-velocity model with its own best acceleration level from ``q_grid``: a cell keeps
+    its way of moving through a crossing, so an immotile head that suddenly swims (or a swimmer
+    that stops dead) costs likelihood. Returns ``(candidates, gains)``."""
+    w0, w1 = f0 - pad, f1 + pad
+    n = w1 - w0 + 1
+    da = np.full((n, 2), np.nan)
+    db = np.full((n, 2), np.nan)
+    ia, ib = (fa >= w0) & (fa <= w1), (fb >= w0) & (fb <= w1)
+    da[fa[ia] - w0] = za[ia]
+    db[fb[ib] - w0] = zb[ib]
+    cands = np.arange(f0 - 1, f1 + 1)
+    half = min(pad + (f1 - f0), max_half)
+    lo = np.maximum(cands - half, w0) - w0
+    hi = np.minimum(cands + half, w1) - w0
+    width = int((hi - lo).max()) + 1
+    idx = lo[:, None] + np.arange(width)[None, :]
+    valid = idx <= hi[:, None]
+    idx = np.minimum(idx, n - 1)
+    after = (idx + w0) > cands[:, None]
+    sa, sb = da[idx], db[idx]                         # (C, W, 2)
+    sa[~valid], sb[~valid] = np.nan, np.nan
+    seqs = np.concatenate([sa, sb, np.where(after[..., None], sb, sa), np.where(after[..., None], sa, sb)])
+    nll = np.min([kalman.neg_log_likelihood(seqs, q=q, r=r, p0_vel=p0_vel) for q in q_grid], axis=0)
+    c = len(cands)
+    return cands, (nll[:c] + nll[c:2 * c]) - (nll[2 * c:3 * c] + nll[3 * c:])
+
+
+def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
+    """Re-decide identities where two tracks meet (offline: the paths after the meeting are known).
+
+    An online tracker must pick who is who while two heads overlap, or when one of them is lost
+    for a few frames next to the other. Meetings (:func:`_cross_events`): two tracks' centres
+    within ``CROSS_NEAR_BOXES`` median box sides (``CROSS_NEAR_PX`` without boxes), and a track
+    that starts or ends within ``CROSS_END_FACTOR`` times that of another. For each meeting every
+    frame from the meeting's start to its end is a candidate exchange point: the two tracks'
+    tails are exchanged there when that makes both paths more likely under the
+    constant-velocity model, each path with its own acceleration level (:func:`_swap_gains`),
+    by more than ``CROSS_MARGIN_NATS``. The measurement noise is the tracks' own
+    (:func:`estimate_meas_sigma`). Up to ``_CROSS_ROUNDS`` exchanges per meeting, meetings in time
+    order.
+    """
+    t = make_tracks(tracks, source="tracks to resolve")
+    if t.empty or CROSS_NEAR_BOXES <= 0:
+        return t
+    side = _median_box_side(t)
+    near = CROSS_NEAR_BOXES * side if side is not None else CROSS_NEAR_PX
+    pad = max(3, int(round(CROSS_PAD_S * fps)))
+    tid = t["track_id"].to_numpy(np.int64).copy()
+    frame = t["frame"].to_numpy(np.int64)
+    xy = t[["x", "y"]].to_numpy(np.float64)
+    events = _cross_events(tid, frame, xy, near, CROSS_END_FACTOR * near)
+    if not events:
+        return t
+    r = max(estimate_meas_sigma(t), _CROSS_MIN_SIGMA_PX) ** 2
+    q_grid = np.array([kalman.cv_noise_per_frame(a, fps) for a in _CROSS_ACCEL_GRID_PX_S2])
+    p0_vel = (_CROSS_SPEED_PRIOR_PX_S / fps) ** 2
     n_swapped = 0
-
-    def ratio(ma: np.ndarray, mb: np.ndarray, t_pre: int, t_post: int) -> float:
-        """Continuity miss of the swapped pairing over the kept one, from line fits to the
-        ``k`` frames up to ``t_pre`` and from ``t_post`` on (inf when a side is too short)."""
-        fits = []
-        for m in (ma, mb):
-            fr = frame[m]
-            pre = (fr <= t_pre) & (fr > t_pre - k)
-            post = (fr >= t_post) & (fr < t_post + k)
-            if pre.sum() < 3 or post.sum() < 3:
-                return np.inf
-            fits.append((_line_fit(fr[pre], xy[m][pre], t_pre), _line_fit(fr[post], xy[m][post], t_post)))
-        g = float(t_post - t_pre)
-
-        def miss(x: int, y: int) -> float:
-            (pe, ve), (ps, vs) = fits[x][0], fits[y][1]
-            return float(((pe + ve * g - ps) ** 2).sum() + ((ps - vs * g - pe) ** 2).sum())
-
-        keep = miss(0, 0) + miss(1, 1)
-        return (miss(0, 1) + miss(1, 0)) / keep if keep > 0 else np.inf
-
-    for f0, f1, fc, ia, ib in events:
-        # ids as first seen; after earlier swaps the rows carry the current ids (the same pair)
-        ma, mb = tid == ia, tid == ib
-        swaps = []
-        if ratio(ma, mb, f0 - 2, f1 + 2) < CROSS_RATIO:
-            swaps.append(fc)
-        if _SCAN and f1 - f0 >= 2 * k:
-            # neighbours that stay close (e.g. two immotile heads a few px apart): no clear
-            # before / after, so look for the frame inside the run where exchanging the tails
-            # fits the paths on both sides best
-            for _ in range(_MAX_SCAN_SWAPS):
-                cands = np.arange(f0 + k // 2, f1 - k // 2)
-                r = np.array([ratio(ma, mb, c, c + 1) for c in cands])
-                if not len(r) or not (r < CROSS_RATIO).any():
-                    break
-                c = int(cands[np.argmin(r)])
-                after = frame > c
-                sa, sb = ma & after, mb & after
-                tid[sa], tid[sb] = ib, ia
-                n_swapped += 1
-        for c in swaps:
-            after = frame > c
+    for f0, f1, ia, ib in events:
+        # ids as first seen; after earlier exchanges the rows carry the current ids (the same pair)
+        for _ in range(_CROSS_ROUNDS):
+            ma, mb = tid == ia, tid == ib
+            if ma.sum() < 3 or mb.sum() < 3:
+                break
+            cands, gain = _swap_gains(frame[ma], xy[ma], frame[mb], xy[mb], f0, f1, pad, _CROSS_MAX_HALF * pad,
+                                      q_grid, r, p0_vel)
+            j = int(np.argmax(gain))
+            if not gain[j] > CROSS_MARGIN_NATS:
+                break
+            after = frame > cands[j]
             sa, sb = ma & after, mb & after
             tid[sa], tid[sb] = ib, ia
             n_swapped += 1
