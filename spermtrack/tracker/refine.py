@@ -7,8 +7,7 @@ frames <= t. After the online pass (:mod:`spermtrack.tracker.associate`):
    first was heading (position extrapolated both ways with each end's velocity, tolerance
    growing with the gap), solved as one assignment over all (end, start) pairs.
    The tolerance also grows with each end's wobble about its fitted line (``_STITCH_WOBBLE``).
-2. :func:`resolve_crossings` re-decides who is who where two tracks meet (or one starts or
-   ends next to another), from the likelihood of the paths on both sides under the
+2. :func:`resolve_crossings` re-decides who is who where two tracks meet, from the likelihood of the paths on both sides under the
    constant-velocity model, each path with its own acceleration level (offline: the future is
    known).
 3. :func:`refine_tracks` fills gaps of up to ``max_interp_gap_s`` inside each (stitched) track
@@ -37,12 +36,10 @@ from spermtrack.types import check_fps, check_ranges, make_tracks, ranged
 
 _BIG = 1e9
 #: :func:`resolve_crossings`: two tracks whose centres come within this many median box sides
-#: meet (15 px at our detector's 22 px boxes; 11-21 px on the VISEM label boxes); ``CROSS_NEAR_PX``
-#: when the tracks carry no boxes
-CROSS_NEAR_BOXES = 0.7
-CROSS_NEAR_PX = 12.0
-#: a track that starts (ends) within this many times that distance of another track meets it
-CROSS_END_FACTOR = 2.0
+#: meet (22 px at our detector's 22 px boxes; 16-30 px on the VISEM label boxes);
+#: ``CROSS_NEAR_PX`` when the tracks carry no boxes
+CROSS_NEAR_BOXES = 1.0
+CROSS_NEAR_PX = 20.0
 #: path (s) on each side of a meeting that the exchange decision looks at
 CROSS_PAD_S = 0.4
 #: tails are exchanged when that raises the two paths' log-likelihood by more than this (nats)
@@ -426,12 +423,9 @@ def _sparse_assignment(ri: np.ndarray, ci: np.ndarray, cost: np.ndarray, n_rows:
     return [(int(r), int(match[r])) for r in range(n_rows) if match[r] < n_cols]
 
 
-def _cross_events(tid: np.ndarray, frame: np.ndarray, xy: np.ndarray, near: float,
-                  end_near: float) -> list[tuple[int, int, int, int]]:
+def _cross_events(tid: np.ndarray, frame: np.ndarray, xy: np.ndarray, near: float) -> list[tuple[int, int, int, int]]:
     """``(first frame, last frame, id a, id b)`` of every meeting: runs of frames where two
-    tracks' centres are within ``near`` px (runs of a pair up to 5 frames apart merged), and
-    every start (end) of a track within ``end_near`` px of another track's centre in the 3
-    frames before (after) it."""
+    tracks' centres are within ``near`` px (runs of a pair up to 5 frames apart merged)."""
     order = np.argsort(frame, kind="stable")
     fs = frame[order]
     bounds = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1], True])
@@ -456,21 +450,6 @@ def _cross_events(tid: np.ndarray, frame: np.ndarray, xy: np.ndarray, near: floa
                 start = f
             prev = f
         events.add((start, prev, ia, ib))
-    end2 = end_near * end_near
-    first = np.r_[True, tid[1:] != tid[:-1]]       # rows are sorted by track, frame
-    last = np.r_[tid[1:] != tid[:-1], True]
-    for i, look in ((np.flatnonzero(first), range(-3, 0)), (np.flatnonzero(last), range(1, 4))):
-        for r in i:
-            f0 = int(frame[r])
-            for dl in look:
-                rows = rows_of.get(f0 + dl)
-                if rows is None:
-                    continue
-                close = rows[((xy[rows] - xy[r]) ** 2).sum(-1) <= end2]
-                for o in close:
-                    a, b = int(tid[r]), int(tid[o])
-                    if a != b:
-                        events.add((min(f0, f0 + dl), max(f0, f0 + dl), min(a, b), max(a, b)))
     return sorted(events)
 
 
@@ -511,14 +490,12 @@ def _swap_gains(fa: np.ndarray, za: np.ndarray, fb: np.ndarray, zb: np.ndarray, 
 def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     """Re-decide identities where two tracks meet (offline: the paths after the meeting are known).
 
-    An online tracker must pick who is who while two heads overlap, or when one of them is lost
-    for a few frames next to the other. Meetings (:func:`_cross_events`): two tracks' centres
-    within ``CROSS_NEAR_BOXES`` median box sides (``CROSS_NEAR_PX`` without boxes), and a track
-    that starts or ends within ``CROSS_END_FACTOR`` times that of another. For each meeting every
-    frame from the meeting's start to its end is a candidate exchange point: the two tracks'
-    tails are exchanged there when that makes both paths more likely under the
-    constant-velocity model, each path with its own acceleration level (:func:`_swap_gains`),
-    by more than ``CROSS_MARGIN_NATS``. The measurement noise is the tracks' own
+    An online tracker must pick who is who while two heads overlap. Meetings
+    (:func:`_cross_events`): two tracks' centres within ``CROSS_NEAR_BOXES`` median box sides
+    (``CROSS_NEAR_PX`` without boxes). For each meeting every frame from its start to its end is
+    a candidate exchange point: the two tracks' tails are exchanged there when that makes both
+    paths more likely under the constant-velocity model, each path with its own acceleration
+    level (:func:`_swap_gains`), by more than ``CROSS_MARGIN_NATS``. The measurement noise is the tracks' own
     (:func:`estimate_meas_sigma`). Up to ``_CROSS_ROUNDS`` exchanges per meeting, meetings in time
     order.
     """
@@ -531,7 +508,7 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     tid = t["track_id"].to_numpy(np.int64).copy()
     frame = t["frame"].to_numpy(np.int64)
     xy = t[["x", "y"]].to_numpy(np.float64)
-    events = _cross_events(tid, frame, xy, near, CROSS_END_FACTOR * near)
+    events = _cross_events(tid, frame, xy, near)
     if not events:
         return t
     r = max(estimate_meas_sigma(t), _CROSS_MIN_SIGMA_PX) ** 2

@@ -254,21 +254,6 @@ def test_swimmer_turning_beside_an_immotile_head_gets_its_identity_back(seed):
     assert np.hypot(*(p1[:30].mean(0) - [200, 100])) < 2 and np.hypot(*(p1[-20:].mean(0) - [200, 100])) < 2
 
 
-def test_a_new_track_that_takes_over_a_head_is_joined_to_it():
-    """Track 1 follows a swimmer, leaves it at frame 30 for a debris dot 12 px aside, and the
-    swimmer goes on as track 2 (a birth next to track 1, never closer than 8 px). The swimmer's
-    two parts become one track; the dot keeps the other id."""
-    rng = np.random.default_rng(6)
-    f = np.arange(70)
-    swim = np.column_stack([100 + 2.0 * f, 100.0 + 0.0 * f]) + rng.normal(0, 1.0, (70, 2))
-    dot = np.array([172.0, 112.0]) + rng.normal(0, 1.0, (40, 2))
-    t1 = np.r_[swim[:30], dot]
-    out = resolve_crossings(tracks_from({1: (f, t1), 2: (f[31:], swim[31:])}), FPS)
-    ids_on_swimmer = out[(out.y - 100).abs() < 5]["track_id"].unique()
-    assert len(ids_on_swimmer) == 1
-    assert out[(out.y - 112).abs() < 5]["track_id"].nunique() == 1
-
-
 def test_stitch_tolerates_a_turning_head():
     # a head circling (radius 30 px, 3 px/frame) loses 4 frames: the straight-line extrapolation
     # misses by more than the zero-gap tolerance, but each end's path strays from its fitted
@@ -328,8 +313,8 @@ def test_refine_marks_satellites_by_default_and_the_config_turns_it_off():
 def test_a_track_that_leaps_onto_a_neighbour_is_cut_and_restitched_to_its_head():
     """An immotile head (track 1) loses its detection at frame 40 and the online track leaps
     14 px onto a debris dot that stays there; the head itself comes back as track 2 three frames
-    later. Cut at the leap and restitched, the head is one track again and the dot another (and
-    without the cut the crossing resolver makes the same repair). A fast swimmer and a path in keyframe steps (nothing left behind) are never cut."""
+    later. Cut at the leap and restitched, the head is one track again and the dot another. A
+    fast swimmer and a path in keyframe steps (nothing left behind) are never cut."""
     rng = np.random.default_rng(1)
     f = np.arange(100)
     head = _cell(1, f[:40], 200 + rng.normal(0, 0.3, 40), 100 + rng.normal(0, 0.3, 40), 0.9)
@@ -351,12 +336,9 @@ def test_a_track_that_leaps_onto_a_neighbour_is_cut_and_restitched_to_its_head()
     at_head = out[(out.x - 200).abs() < 3]
     assert at_head["track_id"].nunique() == 1 and len(at_head) == 100  # 97 measured + 3 filled
     assert out[(out.x - 214).abs() < 3]["track_id"].nunique() == 1
-    # without the cut, resolve_crossings repairs it too: track 2 starts next to track 1, and the
-    # head's two parts plus the dot are the likelier pair of paths
     off = refine_tracks(t, FPS, params=RefineParams(satellite_min_share=0.0, jump_min_boxes=0.0))
     off = off[off.y < 200]
-    assert off[(off.x - 200).abs() < 3]["track_id"].nunique() == 1
-    assert off[(off.x - 214).abs() < 3]["track_id"].nunique() == 1
+    assert off[(off.x - 200).abs() < 3]["track_id"].nunique() == 2
 
 
 def test_the_sparse_stitch_assignment_finds_the_dense_optimum(monkeypatch):
