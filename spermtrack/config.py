@@ -188,7 +188,8 @@ class RefineConfig(_Section):
 
     _key: ClassVar[str] = "track.refine"
 
-    max_gap_s: float = ranged(0.5, 0.0, 3600.0)
+    max_gap_s: float = ranged(0.6, 0.0, 3600.0)
+    split_gap_s: float = ranged(0.14, 0.0, 3600.0)
     stitch_pos_sigma_px: float = ranged(5.0, 1e-3, 1e4)
     stitch_speed_sigma_px_s: float = ranged(25.0, 0.0, 1e6)
     stitch_size_sigma: float = ranged(0.2, 0.0, 100.0)

@@ -72,7 +72,13 @@ class RefineParams:
 
     Attributes:
         max_gap_s: longest gap (time between a track's last and the next one's first frame)
-            the stitcher bridges. Longer joins more fragments but risks joining two cells.
+            the stitcher bridges. Longer joins more fragments but risks joining two cells. Keep
+            it above the online tracker's ``max_age_s`` (0.5 s), so that every link
+            ``split_gap_s`` cuts can be re-made.
+        split_gap_s: before stitching, a track is cut where it went unseen for longer than this
+            (:func:`split_gaps`): the online tracker's re-links after a long coast (a track that
+            lost its head for 7+ frames and then took the nearest detection in its wide gate)
+            are decided again by the stitcher, which sees both sides. 0 turns it off.
         stitch_pos_sigma_px: position tolerance of a stitch at zero gap.
         stitch_speed_sigma_px_s: velocity uncertainty; the tolerance grows by this times the gap.
         stitch_chi2: gate on the normalised stitch error (chi-square, 2 dof).
@@ -107,7 +113,8 @@ class RefineParams:
     of :class:`~spermtrack.config.Config` holds the same fields.
     """
 
-    max_gap_s: float = ranged(0.5, 0.0, 3600.0)
+    max_gap_s: float = ranged(0.6, 0.0, 3600.0)
+    split_gap_s: float = ranged(0.14, 0.0, 3600.0)
     stitch_pos_sigma_px: float = ranged(5.0, 1e-3, 1e4)
     stitch_speed_sigma_px_s: float = ranged(25.0, 0.0, 1e6)
     stitch_size_sigma: float = ranged(0.2, 0.0, 100.0)
@@ -220,6 +227,30 @@ def _median_box_side(t: pd.DataFrame) -> float | None:
     with np.errstate(invalid="ignore"):
         side = float(np.nanmedian(np.sqrt(t["w"].to_numpy(float) * t["h"].to_numpy(float)))) if len(t) else np.nan
     return side if np.isfinite(side) and side > 0 else None
+
+
+def split_gaps(tracks: pd.DataFrame, fps: float, gap_s: float) -> tuple[pd.DataFrame, int]:
+    """Cut each track where it went unseen for more than ``gap_s`` seconds.
+
+    The first piece keeps the track's id; later pieces get new ids above every id in the table.
+    Returns ``(tracks, number of cuts)``.
+    """
+    t = make_tracks(tracks, source="tracks to split at gaps")
+    max_gap = int(np.floor(gap_s * fps))
+    if t.empty or gap_s <= 0:
+        return t, 0
+    tid = t["track_id"].to_numpy(np.int64)
+    frame = t["frame"].to_numpy(np.int64)
+    same = tid[1:] == tid[:-1]
+    cut = np.r_[False, same & (np.diff(frame) - 1 > max_gap)]
+    n_cuts = int(cut.sum())
+    if not n_cuts:
+        return t, 0
+    piece = np.cumsum(cut | np.r_[True, ~same])
+    first_piece = pd.Series(piece).groupby(tid).transform("min").to_numpy()
+    out = t.copy()
+    out["track_id"] = np.where(piece == first_piece, tid, int(tid.max()) + 1 + piece)
+    return make_tracks(out, source="tracks split at gaps"), n_cuts
 
 
 def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3, factor: float = 3.0,
@@ -557,6 +588,8 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
     p = (params or RefineParams()).validate()
     t = make_tracks(tracks, source="tracks to refine")
     if stitch:
+        if p.split_gap_s > 0:
+            t, _ = split_gaps(t, fps, p.split_gap_s)
         if p.jump_min_boxes > 0:
             t, _ = split_jumps(t, fps, min_jump_boxes=p.jump_min_boxes, factor=p.jump_factor,
                                evidence_s=p.jump_evidence_s)

@@ -10,7 +10,7 @@ from filterpy.kalman import KalmanFilter
 
 from spermtrack.tracker import kalman
 from spermtrack.tracker.refine import (RefineParams, estimate_meas_sigma, mark_satellites, refine_tracks, split_jumps,
-                                       resolve_crossings, smoothed_boxes, stitch_tracklets)
+                                       resolve_crossings, smoothed_boxes, split_gaps, stitch_tracklets)
 from spermtrack.types import OTHER_CLS, make_tracks
 
 FPS = 50.0
@@ -252,6 +252,28 @@ def test_swimmer_turning_beside_an_immotile_head_gets_its_identity_back(seed):
     out = resolve_crossings(tracks_from({1: (f, sa), 2: (f, sb)}), FPS)
     p1 = out[out["track_id"] == 1].sort_values("frame")[["x", "y"]].to_numpy()
     assert np.hypot(*(p1[:30].mean(0) - [200, 100])) < 2 and np.hypot(*(p1[-20:].mean(0) - [200, 100])) < 2
+
+
+def test_a_long_coast_relink_is_cut_and_the_head_rejoined():
+    """Track 1 follows a swimmer (4 px/frame) to frame 29, loses it, coasts 10 frames and then
+    takes a debris dot 50 px off the path in its grown gate (no leap for ``split_jumps``: the
+    step is within 3x the track's own speed over the gap); the swimmer went on as track 2 from
+    frame 31. ``split_gaps`` cuts track 1 at the 10-frame gap, and the stitcher joins the
+    swimmer's two parts (1-frame gap) instead; the dot is a track of its own."""
+    rng = np.random.default_rng(7)
+    f = np.arange(80)
+    swim = np.column_stack([100 + 4.0 * f, 100.0 + 0.0 * f]) + rng.normal(0, 0.5, (80, 2))
+    dot = np.array([250.0, 150.0]) + rng.normal(0, 0.5, (40, 2))
+    t = tracks_from({1: (np.r_[f[:30], f[40:]], np.r_[swim[:30], dot]), 2: (f[31:], swim[31:])})
+    cut, n = split_gaps(t, FPS, 0.14)
+    assert n == 1 and cut["track_id"].nunique() == 3
+    assert split_gaps(t, FPS, 0.3)[1] == 0                 # a 10-frame gap is 0.18 s at 50 fps
+    out = refine_tracks(t, FPS, params=RefineParams(satellite_min_share=0.0))
+    on_swimmer = out[(out.y - 100).abs() < 5]
+    assert on_swimmer["track_id"].nunique() == 1 and on_swimmer["frame"].nunique() == 80
+    assert out[(out.y - 150).abs() < 5]["track_id"].nunique() == 1
+    off = refine_tracks(t, FPS, params=RefineParams(satellite_min_share=0.0, split_gap_s=0.0))
+    assert off[(off.y - 100).abs() < 5]["track_id"].nunique() == 2
 
 
 def test_stitch_tolerates_a_turning_head():
