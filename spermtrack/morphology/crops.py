@@ -260,13 +260,36 @@ def cut_window(gray: np.ndarray, x: float, y: float, angle: float, params: CropP
     w, h = params.wh
     au, av = params.anchor_uv
     c, s = np.cos(angle), np.sin(angle)
+    fh, fw = gray.shape[:2]
+    np.maximum(win, 1, out=win)
+    # the pixel centres map affinely into the frame, so their extremes are at the window's
+    # corners: a window whose corners all lie inside the frame (by a margin far above rounding)
+    # has no pixel beyond it, and the per-pixel test below is skipped (same result)
+    cu = np.array([0.0, w - 1.0, 0.0, w - 1.0]) - au
+    cv = np.array([0.0, 0.0, h - 1.0, h - 1.0]) - av
+    cx, cy = x + c * cu - s * cv, y + s * cu + c * cv
+    m = 1e-6
+    # which frame edges the window crosses (the per-pixel test of an edge no corner crosses is
+    # false everywhere); none: no pixel lies beyond the frame
+    lo_x, hi_x = cx.min() < -0.5 + m, cx.max() > fw - 0.5 - m
+    lo_y, hi_y = cy.min() < -0.5 + m, cy.max() > fh - 0.5 - m
+    if not (lo_x or hi_x or lo_y or hi_y):
+        return win
     du = np.arange(w, dtype=np.float64) - au
     dv = np.arange(h, dtype=np.float64) - av
-    fx = x + c * du[None, :] - s * dv[:, None]
-    fy = y + s * du[None, :] + c * dv[:, None]
-    fh, fw = gray.shape[:2]
-    out = (fx < -0.5) | (fy < -0.5) | (fx > fw - 0.5) | (fy > fh - 0.5)
-    np.maximum(win, 1, out=win)
+    out = np.zeros((h, w), bool)
+    if lo_x or hi_x:
+        fx = x + c * du[None, :] - s * dv[:, None]
+        if lo_x:
+            out |= fx < -0.5
+        if hi_x:
+            out |= fx > fw - 0.5
+    if lo_y or hi_y:
+        fy = y + s * du[None, :] + c * dv[:, None]
+        if lo_y:
+            out |= fy < -0.5
+        if hi_y:
+            out |= fy > fh - 0.5
     win[out] = OUTSIDE
     return win
 
@@ -299,7 +322,11 @@ class CropRouter:
         p = (params or CropParams()).validate()
         self.params = p
         cand = plan_candidates(tracks, width, height, p)
-        self._by_frame = {int(f): g for f, g in cand.groupby("frame", sort=True)}
+        # the candidate rows of every frame, as row tuples made once (one ``itertuples`` over all
+        # candidates, not one per fed frame: that was most of the routing time)
+        self._by_frame: dict[int, list] = {}
+        for r in cand.itertuples(index=False):
+            self._by_frame.setdefault(int(r.frame), []).append(r)
         self.last_frame = max(self._by_frame) if self._by_frame else -1
         self.track_ids = frozenset(int(t) for t in cand["track_id"])
         self._best: dict[int, list] = {}
@@ -318,7 +345,7 @@ class CropRouter:
         p, best = self.params, self._best
         if gray.ndim == 3:
             gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)
-        for r in rows.itertuples(index=False):
+        for r in rows:
             angle, source = _orientation(gray, r, p)
             crop = cut_crop(gray, r.x, r.y, angle, p)
             score = sharpness(crop, p)

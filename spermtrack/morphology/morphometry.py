@@ -76,7 +76,7 @@ def feret(poly: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
     if len(hull) < 3:
         return float(np.sqrt(d2[i, j])), 0.0, poly[i], poly[j]
     e = np.roll(hull, -1, axis=0) - hull
-    nrm = np.c_[-e[:, 1], e[:, 0]]
+    nrm = np.stack([-e[:, 1], e[:, 0]], axis=1)
     nrm /= np.maximum(np.hypot(nrm[:, 0], nrm[:, 1]), 1e-12)[:, None]
     proj = hull @ nrm.T
     return float(np.sqrt(d2[i, j])), float((proj.max(0) - proj.min(0)).min()), poly[i], poly[j]
@@ -109,7 +109,7 @@ def polygon_axis(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([cx, cy]), np.array([np.cos(th), np.sin(th)])
 
 
-def insertion_offset(poly: np.ndarray, insertion_xy) -> tuple[float, float]:
+def insertion_offset(poly: np.ndarray, insertion_xy, *, width: float | None = None) -> tuple[float, float]:
     """``(offset, offset / width)``: how far the flagellum's insertion point lies from the head's
     long axis (px, and relative to the head's width = min Feret).
 
@@ -117,12 +117,13 @@ def insertion_offset(poly: np.ndarray, insertion_xy) -> tuple[float, float]:
     (:func:`polygon_axis`); the offset is the insertion point's perpendicular distance from it.
     A midpiece inserted on the axis (at the base of a symmetric head) reads 0; one leaving from
     the side of the head reads up to half the width (0.5 relative). NaN without an outline or an
-    insertion point."""
+    insertion point. ``width``: the outline's min Feret when the caller has it already (of the
+    same float64 outline: the same value :func:`feret` gives here)."""
     nan = float("nan")
     if poly is None or insertion_xy is None or len(poly) < 4:
         return nan, nan
     p = np.asarray(poly, np.float64)
-    _, W, _, _ = feret(p)
+    W = feret(p)[1] if width is None else float(width)
     c, u = polygon_axis(p)
     v = np.asarray(insertion_xy, np.float64) - c
     off = float(abs(u[0] * v[1] - u[1] * v[0]))
@@ -191,7 +192,8 @@ def measure_crop(seg: Segmentation, crop: np.ndarray | None = None) -> dict[str,
     axis = seg.rear_xy - seg.front_xy
     ins = seg.extra.get("insertion_xy")
     if ins is not None and (seg.path_px is not None or seg.midpiece_path is not None):
-        off, rel = insertion_offset(poly, ins)
+        # (the min Feret above is the same computation on the same float64 outline: not redone)
+        off, rel = insertion_offset(poly, ins, width=W if np.asarray(poly).dtype == np.float64 else None)
         out.update(midpiece_insertion_offset=off, midpiece_insertion_rel=rel)
     if seg.midpiece_path is not None and len(seg.midpiece_path) >= 2:
         mp = seg.midpiece_path
@@ -269,13 +271,15 @@ def _frame_paths(segs: list[Segmentation], table: pd.DataFrame) -> list[np.ndarr
             continue
         d = P.resample(np.asarray(s.path_px, np.float64), 1.0) - anc[i]
         c, sn = np.cos(ang[i]), np.sin(ang[i])
-        out[i] = np.c_[c * d[:, 0] - sn * d[:, 1], sn * d[:, 0] + c * d[:, 1]]
+        out[i] = np.stack([c * d[:, 0] - sn * d[:, 1], sn * d[:, 0] + c * d[:, 1]], axis=1)
     return out
 
 
 #: a still cell turns a little between its frames: paths are compared up to this rotation about
 #: the head centre (degrees)
 VIEW_TURN_DEG = 15.0
+_VIEW_T = np.radians(np.linspace(-VIEW_TURN_DEG, VIEW_TURN_DEG, 11))
+_VIEW_COS, _VIEW_SIN = np.cos(_VIEW_T), np.sin(_VIEW_T)
 
 
 def _path_gap(a: np.ndarray, b: np.ndarray) -> float:
@@ -284,12 +288,17 @@ def _path_gap(a: np.ndarray, b: np.ndarray) -> float:
     within ``VIEW_TURN_DEG``."""
     if len(a) > len(b):
         a, b = b, a
+    # all rotations at once (the same element-wise arithmetic as one rotation at a time; the
+    # square root, monotone and correctly rounded, is taken after the minimum: same values)
+    c, s = _VIEW_COS[:, None], _VIEW_SIN[:, None]
+    rx = c * a[None, :, 0] - s * a[None, :, 1]
+    ry = s * a[None, :, 0] + c * a[None, :, 1]
+    dx = rx[:, :, None] - b[None, None, :, 0]
+    dy = ry[:, :, None] - b[None, None, :, 1]
+    d = np.sqrt((dx * dx + dy * dy).min(axis=2))
     best = np.inf
-    for t in np.radians(np.linspace(-VIEW_TURN_DEG, VIEW_TURN_DEG, 11)):
-        c, s = np.cos(t), np.sin(t)
-        r = np.c_[c * a[:, 0] - s * a[:, 1], s * a[:, 0] + c * a[:, 1]]
-        d = np.sqrt(((r[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min(axis=1)
-        best = min(best, float(np.quantile(d, 0.9)))
+    for q in np.quantile(d, 0.9, axis=1):
+        best = min(best, float(q))
     return best
 
 

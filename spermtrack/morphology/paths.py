@@ -67,10 +67,18 @@ def arc_length(pts: np.ndarray) -> float:
     return float(np.hypot(*np.diff(pts, axis=0).T).sum())
 
 
+def _zero_then(a: np.ndarray) -> np.ndarray:
+    """``np.r_[0.0, a]`` for a 1-D array (same dtype rule), without ``np.r_``'s overhead."""
+    out = np.empty(len(a) + 1, np.result_type(a.dtype, 0.0))
+    out[0] = 0.0
+    out[1:] = a
+    return out
+
+
 def cumulative(pts: np.ndarray) -> np.ndarray:
     if len(pts) == 0:
         return np.zeros(0)
-    return np.r_[0.0, np.cumsum(np.hypot(*np.diff(pts, axis=0).T))]
+    return _zero_then(np.cumsum(np.hypot(*np.diff(pts, axis=0).T)))
 
 
 def resample(pts: np.ndarray, step: float) -> np.ndarray:
@@ -120,6 +128,23 @@ def bilinear(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
             + (img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx) * fy)
 
 
+def bilinear_many(imgs, pts: np.ndarray) -> list[np.ndarray]:
+    """:func:`bilinear` of several same-shaped images at the same points (the indices and
+    weights computed once; the same values as one call per image)."""
+    h, w = imgs[0].shape
+    x = np.minimum(np.maximum(pts[:, 0], 0.0), w - 1.001)
+    y = np.minimum(np.maximum(pts[:, 1], 0.0), h - 1.001)
+    x0, y0 = x.astype(np.int64), y.astype(np.int64)
+    fx, fy = x - x0, y - y0
+    gx, gy = 1 - fx, 1 - fy
+    x1, y1 = x0 + 1, y0 + 1
+    out = []
+    for img in imgs:
+        assert img.shape == (h, w)
+        out.append((img[y0, x0] * gx + img[y0, x1] * fx) * gy + (img[y1, x0] * gx + img[y1, x1] * fx) * fy)
+    return out
+
+
 def step_split(profile: np.ndarray, min_len: int = 3) -> tuple[int, float, float, float]:
     """Best single step of a 1-D profile (least squares): ``(index, mean before, mean after, t)``.
 
@@ -129,8 +154,8 @@ def step_split(profile: np.ndarray, min_len: int = 3) -> tuple[int, float, float
     n = len(profile)
     if n < 2 * min_len:
         return -1, np.nan, np.nan, 0.0
-    c = np.r_[0.0, np.cumsum(profile)]
-    c2 = np.r_[0.0, np.cumsum(profile ** 2)]
+    c = _zero_then(np.cumsum(profile))
+    c2 = _zero_then(np.cumsum(profile ** 2))
     k = np.arange(min_len, n - min_len + 1)
     m1, m2 = c[k] / k, (c[n] - c[k]) / (n - k)
     sse = (c2[k] - k * m1 ** 2) + (c2[n] - c2[k] - (n - k) * m2 ** 2)

@@ -133,14 +133,17 @@ def ridge_maps(window: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
     sub = fxx[2:-2:3, 2:-2:3].ravel()
     scale = 1.4826 * float(np.median(np.abs(sub - np.median(sub)))) + 1e-6
     inv = np.float32(1.0 / scale)
-    return fxx * inv, fxy * inv, fyy * inv
+    fxx *= inv
+    fxy *= inv
+    fyy *= inv
+    return fxx, fxy, fyy
 
 
 def line_score(maps, pts: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     """Oriented line score at float ``(x, y)`` points for unit directions ``dirs`` (numpy)."""
-    from spermtrack.morphology.paths import bilinear as bil
+    from spermtrack.morphology.paths import bilinear_many
 
-    a, b, d = (bil(m, pts) for m in maps)
+    a, b, d = bilinear_many(maps, pts)
     c, s = dirs[:, 0], dirs[:, 1]
     fnn = s * s * a - 2.0 * s * c * b + c * c * d
     fuu = c * c * a + 2.0 * c * s * b + s * s * d
@@ -153,7 +156,7 @@ def exit_scores(maps, zone: np.ndarray, centre, r_edge: np.ndarray, theta: np.nd
     ``theta[i]`` and is sampled every px from ``r_edge[i] + r0`` to ``r_edge[i] + r0 + length``
     (the outline's radius plus the halo). Samples on other cells (``zone == OTHER``) score 0."""
     rr = np.arange(0.0, length + 0.01, 1.0)
-    u = np.c_[np.cos(theta), np.sin(theta)]
+    u = np.stack([np.cos(theta), np.sin(theta)], axis=1)
     rad = (r_edge[:, None] + r0 + rr[None, :])
     pts = (np.asarray(centre, np.float64)[None, None, :] + rad[..., None] * u[:, None, :]).reshape(-1, 2)
     dirs = np.repeat(u, len(rr), axis=0)
@@ -476,6 +479,29 @@ def _null(fxx, fxy, fyy, zone, hd, xs, ys, ths, look, kmax, n_curv, bend_penalty
     return out
 
 
+#: first draws of :func:`null_level` per (w, h, m, n, seed): the same every call (fixed seed), so
+#: drawn once; with the generator's state after them, to go on drawing exactly as before
+_NULL_DRAWS: dict = {}
+
+
+def _null_draws(w: int, h: int, m: int, n: int, seed: int):
+    """``(xs, ys, ths, state)``: copies of the first draws of a ``default_rng(seed)`` (see
+    :func:`null_level`) and the generator's state right after them (to draw on exactly as a fresh
+    generator would)."""
+    key = (int(w), int(h), int(m), int(n), int(seed))
+    got = _NULL_DRAWS.get(key)
+    if got is None:
+        rng = np.random.default_rng(seed)
+        xs = rng.uniform(m, max(w - 1 - m, m + 1), n)
+        ys = rng.uniform(m, max(h - 1 - m, m + 1), n)
+        ths = rng.uniform(-np.pi, np.pi, n)
+        got = (xs, ys, ths, rng.bit_generator.state)
+        if len(_NULL_DRAWS) > 64:
+            _NULL_DRAWS.clear()
+        _NULL_DRAWS[key] = got
+    return got[0].copy(), got[1].copy(), got[2].copy(), got[3]
+
+
 def null_level(maps, zone: np.ndarray, p: TraceParams, n: int = 4, length: int = 16, seed: int = 0) -> float:
     """What the tracker reads where there is no line: the median step score of ``n`` short
     traces (``length`` px, never stopped for lack of support, one arc of look-ahead) from fixed
@@ -485,16 +511,17 @@ def null_level(maps, zone: np.ndarray, p: TraceParams, n: int = 4, length: int =
     rims and halo rings alike)."""
     fxx, fxy, fyy = maps
     h, w = zone.shape
-    rng = np.random.default_rng(seed)
     m = 2 * p.look + 2
-    xs = rng.uniform(m, max(w - 1 - m, m + 1), n)
-    ys = rng.uniform(m, max(h - 1 - m, m + 1), n)
-    ths = rng.uniform(-np.pi, np.pi, n)
+    xs, ys, ths, state = _null_draws(w, h, m, n, seed)
+    rng = None
     # points beyond the frame (``zone == BORDER``) are drawn again
     for _ in range(8):
         bad = zone[np.round(ys).astype(np.int64), np.round(xs).astype(np.int64)] == BORDER
         if not bad.any():
             break
+        if rng is None:
+            rng = np.random.default_rng(seed)
+            rng.bit_generator.state = state
         xs[bad] = rng.uniform(m, max(w - 1 - m, m + 1), int(bad.sum()))
         ys[bad] = rng.uniform(m, max(h - 1 - m, m + 1), int(bad.sum()))
     hd = np.array([0.0, 0.0, -1.0, 0.0])
@@ -529,10 +556,10 @@ def trace_tail(maps: tuple[np.ndarray, np.ndarray, np.ndarray], zone: np.ndarray
                                              float(p.dk_smooth), float(p.keep_frac), int(p.depth), float(p.coast),
                                              float(p.keep_abs))
     if last < 1:
-        return Trace(np.c_[xs[:1], ys[:1]], sc[:1], reason, float(level))
+        return Trace(np.stack([xs[:1], ys[:1]], axis=1), sc[:1], reason, float(level))
     end = last
     if reason == STOP_FADED:
         # the support averages `avg` steps back and each step's arc sees `look` px ahead: the
         # line ends about look/2 - avg/2 px from the last supported step
         end = int(np.clip(last + (p.look - p.avg) // 2, 1, len(xs) - 1))
-    return Trace(np.c_[xs[:end + 1], ys[:end + 1]], sc[:end + 1], reason, float(level))
+    return Trace(np.stack([xs[:end + 1], ys[:end + 1]], axis=1), sc[:end + 1], reason, float(level))
