@@ -144,13 +144,16 @@ def rts_smooth(z: np.ndarray, offsets: np.ndarray, *, q: float | np.ndarray, r: 
 
 
 @numba.njit(cache=True)
-def _nll_many(z: np.ndarray, q: float, r: float, p0_vel: float, out: np.ndarray) -> None:
+def _nll_many(z: np.ndarray, q: float, r: float, p0_vel: float, out: np.ndarray, chi2: np.ndarray,
+              count: np.ndarray) -> None:
     n_seq, n_t = z.shape[0], z.shape[1]
     for i in range(n_seq):
         started = False
         x = y = vx = vy = 0.0
         a = b = c = 0.0
         total = 0.0
+        c2 = 0.0
+        m = 0
         for k in range(n_t):
             if started:
                 x += vx
@@ -166,6 +169,8 @@ def _nll_many(z: np.ndarray, q: float, r: float, p0_vel: float, out: np.ndarray)
             s = a + r
             ix, iy = z[i, k, 0] - x, z[i, k, 1] - y
             total += 0.5 * (ix * ix + iy * iy) / s + np.log(s)
+            c2 += (ix * ix + iy * iy) / s
+            m += 1
             k0, k1 = a / s, b / s
             x += k0 * ix
             y += k0 * iy
@@ -173,9 +178,11 @@ def _nll_many(z: np.ndarray, q: float, r: float, p0_vel: float, out: np.ndarray)
             vy += k1 * iy
             a, b, c = (1.0 - k0) * a, (1.0 - k0) * b, c - k1 * b
         out[i] = total
+        chi2[i] = c2
+        count[i] = m
 
 
-def neg_log_likelihood(z: np.ndarray, *, q: float, r: float, p0_vel: float) -> np.ndarray:
+def neg_log_likelihood(z: np.ndarray, *, q: float, r: float, p0_vel: float, details: bool = False):
     """Negative log-likelihood of each sequence of centres under the constant-velocity model.
 
     The first measured point of a sequence sets its state (position variance ``r``, velocity 0
@@ -189,11 +196,18 @@ def neg_log_likelihood(z: np.ndarray, *, q: float, r: float, p0_vel: float) -> n
         r: measurement variance (px^2).
         p0_vel: prior variance of the first velocity (px^2/frame^2).
 
+        details: also return each sequence's sum of normalised squared innovations (chi-square,
+            2 dof per point; its mean per point is 2 when the model fits) and its number of
+            scored points.
+
     Returns:
-        ``(N,)`` negative log-likelihoods (0 for a sequence with fewer than two points).
+        ``(N,)`` negative log-likelihoods (0 for a sequence with fewer than two points); with
+        ``details``, ``(nll, chi2, count)``.
     """
     z = np.ascontiguousarray(z, dtype=np.float64)
     out = np.zeros(z.shape[0])
+    chi2 = np.zeros(z.shape[0])
+    count = np.zeros(z.shape[0], np.int64)
     if z.shape[0] and z.shape[1]:
-        _nll_many(z, float(q), float(r), float(p0_vel), out)
-    return out
+        _nll_many(z, float(q), float(r), float(p0_vel), out, chi2, count)
+    return (out, chi2, count) if details else out

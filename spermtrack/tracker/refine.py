@@ -36,10 +36,11 @@ from spermtrack.types import check_fps, check_ranges, make_tracks, ranged
 
 _BIG = 1e9
 #: :func:`resolve_crossings`: two tracks whose centres come within this many median box sides
-#: meet (22 px at our detector's 22 px boxes; 16-30 px on the VISEM label boxes);
-#: ``CROSS_NEAR_PX`` when the tracks carry no boxes
-CROSS_NEAR_BOXES = 1.0
-CROSS_NEAR_PX = 20.0
+#: meet (8 px at our detector's 22 px boxes; 6-11 px on the VISEM label boxes); ``CROSS_NEAR_PX``
+#: when the tracks carry no boxes. Wider helped the oracle sets but made wrong exchanges between
+#: the phantom's strongly beating cells (docs/TRACKER.md)
+CROSS_NEAR_BOXES = 0.37
+CROSS_NEAR_PX = 8.0
 #: path (s) on each side of a meeting that the exchange decision looks at
 CROSS_PAD_S = 0.4
 #: tails are exchanged when that raises the two paths' log-likelihood by more than this (nats)
@@ -53,6 +54,8 @@ _CROSS_MIN_SIGMA_PX = 0.3
 #: exchanges per meeting, and the longest window either side of an exchange point (x pad)
 _CROSS_ROUNDS = 3
 _CROSS_MAX_HALF = 3
+#: divide the gain by the kept paths' over-dispersion (quasi-likelihood)
+_CROSS_QUASI = True
 #: weight of each fragment end's wobble about its fitted line (the head's lateral beat and the
 #: detector jitter, px^2) in the stitch tolerance
 _STITCH_WOBBLE = 4.0
@@ -513,9 +516,21 @@ def _swap_gains(fa: np.ndarray, za: np.ndarray, fb: np.ndarray, zb: np.ndarray, 
     sa, sb = da[idx], db[idx]                         # (C, W, 2)
     sa[~valid], sb[~valid] = np.nan, np.nan
     seqs = np.concatenate([sa, sb, np.where(after[..., None], sb, sa), np.where(after[..., None], sa, sb)])
-    nll = np.min([kalman.neg_log_likelihood(seqs, q=q, r=r, p0_vel=p0_vel) for q in q_grid], axis=0)
+    runs = [kalman.neg_log_likelihood(seqs, q=q, r=r, p0_vel=p0_vel, details=True) for q in q_grid]
+    all_nll = np.stack([x[0] for x in runs])
+    best = np.argmin(all_nll, axis=0)
+    pick = np.arange(len(seqs))
+    nll = all_nll[best, pick]
+    chi2 = np.stack([x[1] for x in runs])[best, pick]
+    cnt = np.stack([x[2] for x in runs])[best, pick]
     c = len(cands)
-    return cands, (nll[:c] + nll[c:2 * c]) - (nll[2 * c:3 * c] + nll[3 * c:])
+    gain = (nll[:c] + nll[c:2 * c]) - (nll[2 * c:3 * c] + nll[3 * c:])
+    if _CROSS_QUASI:
+        # over-dispersion of the kept paths (a beat or a turn the model does not describe): the
+        # likelihood's evidence is worth that much less (quasi-likelihood)
+        phi = np.maximum(1.0, (chi2[:c] + chi2[c:2 * c]) / np.maximum(2.0 * (cnt[:c] + cnt[c:2 * c]), 1.0))
+        gain = gain / phi
+    return cands, gain
 
 
 def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
@@ -526,7 +541,9 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     (``CROSS_NEAR_PX`` without boxes). For each meeting every frame from its start to its end is
     a candidate exchange point: the two tracks' tails are exchanged there when that makes both
     paths more likely under the constant-velocity model, each path with its own acceleration
-    level (:func:`_swap_gains`), by more than ``CROSS_MARGIN_NATS``. The measurement noise is the tracks' own
+    level (:func:`_swap_gains`), by more than ``CROSS_MARGIN_NATS`` after dividing by the kept
+    paths' over-dispersion (mean normalised squared innovation over its expected 2: a beat or turn
+    the model does not describe makes the likelihood's evidence worth less). The measurement noise is the tracks' own
     (:func:`estimate_meas_sigma`). Up to ``_CROSS_ROUNDS`` exchanges per meeting, meetings in time
     order.
     """

@@ -229,6 +229,10 @@ def test_path_log_likelihood_matches_filterpy():
                 n_upd += 1
     got = kalman.neg_log_likelihood(z[None], q=q, r=r, p0_vel=p0v)[0]
     assert got == pytest.approx(want - 0.5 * n_upd * np.log(2 * np.pi), rel=1e-9)
+    nll, chi2, count = kalman.neg_log_likelihood(z[None], q=q, r=r, p0_vel=p0v, details=True)
+    assert nll[0] == got and 2 * count[0] == n_upd      # one count per 2-D point
+    # NLL = 0.5 chi2 + ln S summed: chi2 is what is left after the ln S terms
+    assert 0 < chi2[0] < 4 * n_upd                      # the model fits: about 1 per axis and point
 
 
 @pytest.mark.parametrize("seed", range(4))
