@@ -543,9 +543,9 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     paths more likely under the constant-velocity model, each path with its own acceleration
     level (:func:`_swap_gains`), by more than ``CROSS_MARGIN_NATS`` after dividing by the kept
     paths' over-dispersion (mean normalised squared innovation over its expected 2: a beat or turn
-    the model does not describe makes the likelihood's evidence worth less). The measurement noise is the tracks' own
-    (:func:`estimate_meas_sigma`). Up to ``_CROSS_ROUNDS`` exchanges per meeting, meetings in time
-    order.
+    the model does not describe makes the likelihood's evidence worth less). The measurement
+    noise is the tracks' own (:func:`estimate_meas_sigma`). Up to ``_CROSS_ROUNDS`` exchanges per
+    meeting, meetings in time order.
     """
     t = make_tracks(tracks, source="tracks to resolve")
     if t.empty or CROSS_NEAR_BOXES <= 0:
