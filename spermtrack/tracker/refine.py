@@ -249,11 +249,18 @@ def split_gaps(tracks: pd.DataFrame, fps: float, gap_s: float) -> tuple[pd.DataF
     n_cuts = int(cut.sum())
     if not n_cuts:
         return t, 0
-    piece = np.cumsum(cut | np.r_[True, ~same])
+    return _cut_tracks(t, cut, "tracks split at gaps"), n_cuts
+
+
+def _cut_tracks(t: pd.DataFrame, cut: np.ndarray, source: str) -> pd.DataFrame:
+    """Start a new track at every row where ``cut`` (rows sorted by track, frame): the first piece
+    of a track keeps its id, later pieces get new ids above every id in the table."""
+    tid = t["track_id"].to_numpy(np.int64)
+    piece = np.cumsum(cut | np.r_[True, tid[1:] != tid[:-1]])  # piece number along the table
     first_piece = pd.Series(piece).groupby(tid).transform("min").to_numpy()
     out = t.copy()
     out["track_id"] = np.where(piece == first_piece, tid, int(tid.max()) + 1 + piece)
-    return make_tracks(out, source="tracks split at gaps"), n_cuts
+    return make_tracks(out, source=source)
 
 
 def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3, factor: float = 3.0,
@@ -319,13 +326,7 @@ def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3
     n_cuts = int(cut.sum())
     if not n_cuts:
         return t, 0
-    new_piece = np.cumsum(cut | np.r_[True, ~same])  # piece number along the table
-    first_piece = pd.Series(new_piece).groupby(tid).transform("min").to_numpy()
-    offset = int(tid.max()) + 1
-    ids = np.where(new_piece == first_piece, tid, offset + new_piece)
-    out = t.copy()
-    out["track_id"] = ids
-    return make_tracks(out, source="tracks split at jumps"), n_cuts
+    return _cut_tracks(t, cut, "tracks split at jumps"), n_cuts
 
 
 def stitch_tracklets(tracks: pd.DataFrame, fps: float, params: RefineParams | None = None) -> pd.DataFrame:
