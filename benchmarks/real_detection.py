@@ -160,6 +160,102 @@ def count_lines(v: dict, lo: int, hi: int) -> list[str]:
             f"class-0 count is within +-10 % of the label count: {np.mean(np.abs(n0 - n_lab) <= 0.1 * n_lab):.0%}."]
 
 
+#: a false-positive site: unmatched class-0 detections within this many px of each other (any frame)
+SITE_PX = 4.0
+#: a site holding at least this many false-positive frames (1 s at 50 fps) is *persistent*
+SITE_MIN_FRAMES = 50
+#: a labelled track is *at the edge* when its mean centre is closer than this to the frame border (px)
+EDGE_NEAR_PX = 12.0
+
+
+def error_anatomy(v: dict, lo: int, hi: int, top: int = 8) -> list[str]:
+    """Where the misses and false positives of ``ours (class 0)`` on frames ``lo..hi`` come from:
+    misses per labelled track (official track ids of ``gt/``), false positives per place.
+
+    A miss is mapped to the gt track whose centre in that frame is nearest (<= 1.5 px; the gt
+    tracks and the labels are the same boxes). False positives are grouped into *sites*: single-
+    linkage clusters of their centres within ``SITE_PX`` px over all frames of the range; a site is
+    persistent when it holds >= ``SITE_MIN_FRAMES`` false-positive frames. A site is *labelled
+    elsewhere* when a gt track's centre comes within 12 px of it on some frame of the whole video
+    while the site has no false positive (a labelled object that the labels leave on other frames).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    gt_path = rd.GT_DIR / "video11_gt_mot.txt.gz"
+    if not gt_path.is_file():
+        return [f"(skipped: {rd.rel(gt_path)} absent)"]
+    gt = rd.read_gt_tracks(11)
+    by_frame = {f: g for f, g in gt.groupby("frame")}
+    miss_ids, fps = [], []
+    for f, pred, truth in zip(v["frames"], v["ours0"], v["truth"]):
+        if not lo <= f <= hi:
+            continue
+        pi, ti, fp, _ = rd.match_frame_detail(pred, truth)
+        sperm_xy = truth.xy[truth.cls == rd.SPERM]
+        missed = np.setdiff1d(np.arange(len(sperm_xy)), ti)
+        g = by_frame.get(f)
+        for i in missed:
+            tid = -1
+            if g is not None and len(g):
+                d = np.hypot(g["x"].to_numpy() - sperm_xy[i, 0], g["y"].to_numpy() - sperm_xy[i, 1])
+                j = int(np.argmin(d))
+                tid = int(g["track_id"].iat[j]) if d[j] <= 1.5 else -1
+            miss_ids.append(tid)
+        fps += [(f, *pred[k]) for k in fp]
+    n_miss, n_fp = len(miss_ids), len(fps)
+    out = [f"Frames {lo}-{hi}: {n_miss} misses, {n_fp} false positives (ours, class 0).", ""]
+    if n_miss:
+        ids, counts = np.unique(miss_ids, return_counts=True)
+        order = np.argsort(-counts, kind="stable")[:top]
+        rng = gt[(gt["frame"] >= lo) & (gt["frame"] <= hi)]
+        out += [f"Misses by labelled track (the {len(order)} with most; label moves: the largest distance of its "
+                f"centre from its first position in these frames; edge: mean centre < {EDGE_NEAR_PX:g} px from the "
+                "border):", "",
+                "| gt track | labelled frames here | missed | share of all misses | mean centre (x, y) px | label moves (px) | at the edge |",
+                "|---|---|---|---|---|---|---|"]
+        for k in order:
+            tid, c = int(ids[k]), int(counts[k])
+            t = rng[rng["track_id"] == tid]
+            if tid < 0 or t.empty:
+                out.append(f"| (not mapped) | | {c} | {c / n_miss:.1%} | | | |")
+                continue
+            x, y = t["x"].to_numpy(), t["y"].to_numpy()
+            moved = float(np.hypot(x - x[0], y - y[0]).max())
+            edge = min(x.mean(), y.mean(), 640 - x.mean(), 480 - y.mean()) < EDGE_NEAR_PX
+            out.append(f"| {tid} | {len(t)} | {c} | {c / n_miss:.1%} | ({x.mean():.0f}, {y.mean():.0f}) | "
+                       f"{moved:.1f} | {'yes' if edge else 'no'} |")
+        share = counts[order].sum() / n_miss
+        out += ["", f"The {len(order)} tracks above hold {share:.0%} of the misses of these frames.", ""]
+    if n_fp:
+        a = np.asarray(fps, np.float64)
+        pairs = cKDTree(a[:, 1:]).query_pairs(SITE_PX, output_type="ndarray")
+        m = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(a), len(a))) if len(pairs) else \
+            coo_matrix((len(a), len(a)))
+        _, lab = connected_components(m, directed=False)
+        sizes = np.bincount(lab)
+        persistent = np.flatnonzero(sizes >= SITE_MIN_FRAMES)
+        in_persistent = int(sizes[persistent].sum())
+        gxy = gt[["x", "y"]].to_numpy()
+        gtree = cKDTree(gxy)
+        out += [f"False positives by site: {len(persistent)} persistent sites (>= {SITE_MIN_FRAMES} false-positive "
+                f"frames within {SITE_PX:g} px linkage) hold {in_persistent} of the {n_fp} ({in_persistent / n_fp:.0%}); "
+                f"the {min(top, len(persistent))} largest:", "",
+                "| site centre (x, y) px | false-positive frames | first-last frame | a gt track within 12 px on other frames |",
+                "|---|---|---|---|"]
+        for s_ in persistent[np.argsort(-sizes[persistent], kind="stable")][:top]:
+            q = a[lab == s_]
+            cx, cy = q[:, 1].mean(), q[:, 2].mean()
+            near = gtree.query_ball_point([cx, cy], 12.0)
+            fp_frames = set(q[:, 0].astype(int))
+            other = sorted({int(gt["track_id"].iat[i]) for i in near if int(gt["frame"].iat[i]) not in fp_frames})
+            out.append(f"| ({cx:.0f}, {cy:.0f}) | {len(q)} | {int(q[:, 0].min())}-{int(q[:, 0].max())} | "
+                       f"{', '.join(map(str, other[:6])) + (' ...' if len(other) > 6 else '') if other else 'none'} |")
+        out.append("")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step", type=int, default=1, help="score every n-th frame of video 11 (default every frame)")
@@ -213,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         f"## Video 11, tuning set (frames {TUNE[0]}-{TUNE[1]})", "", *table(sets["tuning"]), "",
         "## Detections per frame vs labels per frame (video 11)", "",
         *count_lines(v, *TUNE), *count_lines(v, *REPORT), "",
+        "## Where the errors are (video 11, ours class 0)", "",
+        "Per labelled track and per place: a few objects hold most of the errors, so the per-frame P / R of a "
+        "half is decided by how long each of them stays in view and how its label was drawn (see docs/DETECTOR.md).",
+        "", "### Report set", "", *error_anatomy(v, *REPORT), "### Tuning set", "", *error_anatomy(v, *TUNE),
         "## Detector calibration (after video 11)", "", v["calibration"], "",
     ]
     if f12 is not None:

@@ -151,25 +151,36 @@ def match_frame(pred_xy: np.ndarray, truth: Truth, max_dist_px: float = MATCH_PX
     ``max_dist_px`` of its centre is *ignored* (neither TP nor FP; several may sit on one cluster).
     Ignored objects do not count towards recall.
     """
+    pred_xy = np.asarray(pred_xy, np.float64).reshape(-1, 2)
+    pi, ti, fp, n_ign = match_frame_detail(pred_xy, truth, max_dist_px, ignore_cls)
+    txy = truth.xy[truth.cls == SPERM]
+    err = np.linalg.norm(pred_xy[pi] - txy[ti], axis=1).tolist() if len(pi) else []
+    return MatchCounts(tp=len(pi), fp=len(fp), fn=len(txy) - len(ti), ignored=n_ign,
+                       n_pred=[len(pred_xy)], n_true=[len(txy)], errors_px=err)
+
+
+def match_frame_detail(pred_xy: np.ndarray, truth: Truth, max_dist_px: float = MATCH_PX,
+                       ignore_cls: Sequence[int] = (CLUSTER, PINHEAD)
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`match_frame`'s matching itself: ``(matched prediction indices, the sperm-label
+    indices they match (among ``truth.cls == SPERM``), false-positive prediction indices,
+    number of ignored predictions)``."""
     from spermtrack.evaluate.detmetrics import match_centres
 
     pred_xy = np.asarray(pred_xy, np.float64).reshape(-1, 2)
     sperm = truth.cls == SPERM
-    txy = truth.xy[sperm]
-    pi, ti = match_centres(pred_xy, txy, max_dist_px)
+    pi, ti = match_centres(pred_xy, truth.xy[sperm], max_dist_px)
     rest = np.setdiff1d(np.arange(len(pred_xy)), pi)
-    n_ign = 0
     ign = np.isin(truth.cls, list(ignore_cls))
+    ignored = np.zeros(len(rest), bool)
     if len(rest) and ign.any():
         p = pred_xy[rest]
         b = truth.xyxy[ign]
         inside = ((p[:, None, 0] >= b[None, :, 0]) & (p[:, None, 0] <= b[None, :, 2])
                   & (p[:, None, 1] >= b[None, :, 1]) & (p[:, None, 1] <= b[None, :, 3]))
         near = np.linalg.norm(p[:, None, :] - truth.xy[ign][None], axis=2) <= max_dist_px
-        n_ign = int((inside | near).any(axis=1).sum())
-    err = np.linalg.norm(pred_xy[pi] - txy[ti], axis=1).tolist() if len(pi) else []
-    return MatchCounts(tp=len(pi), fp=len(rest) - n_ign, fn=len(txy) - len(ti), ignored=n_ign,
-                       n_pred=[len(pred_xy)], n_true=[len(txy)], errors_px=err)
+        ignored = (inside | near).any(axis=1)
+    return np.asarray(pi), np.asarray(ti), rest[~ignored], int(ignored.sum())
 
 
 def score_frames(preds: Iterable[np.ndarray], truths: Iterable[Truth], max_dist_px: float = MATCH_PX) -> MatchCounts:

@@ -42,6 +42,9 @@ def test_match_frame_counts_and_ignored_objects():
     m = rd.match_frame(pred, truth)
     assert (m.tp, m.fp, m.fn, m.ignored) == (1, 2, 1, 3)
     assert m.precision == pytest.approx(1 / 3) and m.recall == pytest.approx(0.5)
+    # the same matching, by index: which prediction matched which head, which are false positives
+    pi, ti, fp, n_ign = rd.match_frame_detail(pred, truth)
+    assert pi.tolist() == [0] and ti.tolist() == [0] and fp.tolist() == [1, 5] and n_ign == 3
     # a prediction on a sperm head next to a cluster is matched to the head first
     m2 = rd.match_frame(np.array([[100, 100]]), truth)
     assert (m2.tp, m2.fp, m2.ignored) == (1, 0, 0)
@@ -156,3 +159,26 @@ def test_id_switches_real_sets_keep_the_earlier_scheme_at_k0():
     assert sorted(got.dets) == sorted(ref.dets)
     assert all(np.array_equal(got.dets[f].ltwh, ref.dets[f].ltwh) for f in ref.dets)
     assert not all(np.array_equal(sets[5][1].dets.get(f, ref.dets[f]).ltwh, ref.dets[f].ltwh) for f in ref.dets)
+
+
+def test_error_anatomy_groups_misses_by_track_and_false_positives_by_site(monkeypatch, tmp_path):
+    """A head missed on every frame tops the miss table; a false positive that stays in one place
+    is one persistent site, a wandering one is not."""
+    import pandas as pd
+
+    from benchmarks import real_detection as R
+
+    n = 60
+    gt = pd.DataFrame({"track_id": np.repeat([1, 2], n), "frame": np.tile(np.arange(n), 2),
+                       "x": np.r_[np.full(n, 100.0), np.full(n, 300.0)], "y": np.r_[np.full(n, 100.0), np.full(n, 5.0)],
+                       "w": 22.0, "h": 22.0, "cls": 0})
+    monkeypatch.setattr(rd, "read_gt_tracks", lambda vid, sperm_only=True: gt)
+    (tmp_path / "video11_gt_mot.txt.gz").write_bytes(b"")  # present; its content comes from read_gt_tracks
+    monkeypatch.setattr(rd, "GT_DIR", tmp_path)
+    truth = rd.Truth.from_labels(np.array([[0, 100, 100, 22, 22], [0, 300, 5, 22, 22]], float))
+    preds = [np.array([[101.0, 100.0], [500.0, 200.0], [20.0 + 9 * f, 400.0]]) for f in range(n)]
+    v = {"frames": list(range(n)), "ours0": preds, "truth": [truth] * n}
+    text = "\n".join(R.error_anatomy(v, 0, n - 1))
+    assert f"{n} misses, {2 * n} false positives" in text
+    assert f"| 2 | {n} | {n} | 100.0% | (300, 5) | 0.0 | yes |" in text
+    assert "1 persistent sites" in text and f"| (500, 200) | {n} | 0-{n - 1} | none |" in text
