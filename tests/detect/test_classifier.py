@@ -323,3 +323,45 @@ def test_warp_zoom_and_scale_jitter():
     radii = np.array(radii)
     assert radii.min() >= r / 1.3 - 1.0 and radii.max() <= r * 1.3 + 1.0
     assert radii.max() - radii.min() > 2.5  # the zoom varies
+
+
+def test_probability_reuse_carries_unchanged_candidates_and_reclassifies_changed_ones():
+    """A scene that does not move: from the second frame on the classifier runs on almost no
+    crop, and each answer equals the one computed without reuse (same crop up to noise). A frame
+    whose content changed under a candidate is classified again."""
+    from spermtrack.detect.blob import BlobDetector
+    from spermtrack.synth import render_frame, simulate_cells
+
+    scene = simulate_cells(seconds=0.3, fps=50, cells=30, seed=5, difficulty="medium", width=320, height=240)
+    still = render_frame(scene, 0)
+    rng = np.random.default_rng(0)
+    frames = np.stack([np.clip(still.astype(np.int16) + rng.integers(-1, 2, still.shape), 0, 255).astype(np.uint8)
+                       for _ in range(6)])
+    base = BlobDetector(classifier_reuse_tol=0.0)
+    base.calibrate(frames)
+    reuse = BlobDetector()
+    reuse.calibrate(frames)
+    a, b = base.detect(frames), reuse.detect(frames)
+    for da, db in zip(a, b):
+        assert np.array_equal(da.cls, db.cls) and np.allclose(da.xyxy, db.xyxy)
+        assert np.abs(da.conf - db.conf).max() < 0.1
+    rec = reuse.calibration_record()["classifier_reuse"]
+    n = sum(len(d) for d in b)
+    assert rec["candidates"] == n and rec["classified"] <= len(b[0]) + 0.1 * n, rec
+    # unrelated content at the same places: every candidate is classified again
+    other = render_frame(simulate_cells(seconds=0.1, fps=50, cells=30, seed=6, difficulty="medium",
+                                        width=320, height=240), 0)
+    clf = reuse.classifier
+    r = reuse._reuse
+    xy = r._xy.copy()  # the candidates' places in the frame the classifier saw
+    hc = 50.0
+    r.predict_proba(clf, frames[0], xy[:, 0], xy[:, 1], head_contrast_gray=hc)  # reference crops at this contrast
+    before = r.n_computed
+    r.predict_proba(clf, frames[1], xy[:, 0], xy[:, 1], head_contrast_gray=hc)  # same scene, new noise
+    assert r.n_computed - before <= 0.1 * len(xy)  # nearly all reused (flat crops amplify the noise)
+    before = r.n_computed
+    p = r.predict_proba(clf, other, xy[:, 0], xy[:, 1], head_contrast_gray=hc)
+    assert r.n_computed - before == len(xy)
+    np.testing.assert_allclose(p, clf.predict_proba(other, xy[:, 0], xy[:, 1], head_contrast_gray=hc))
+    reuse.reset()
+    assert r.n_seen == 0 and r._xy is None
