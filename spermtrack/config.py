@@ -140,6 +140,8 @@ class BlobConfig(_Section):
     box_margin_px: float = ranged(4.0, 0.0, 1000.0)
     box_factor: float = ranged(2.5, 0.0, 100.0)
     edge_px: float = ranged(2.0, 0.0, 1000.0)
+    edge_heads: bool = True
+    edge_min_prob: float = ranged(0.9, 0.0, 1.0)
     cluster_area_factor: float = ranged(6.0, 1.0, 1000.0)
     merge_factor: float = ranged(1.5, 0.0, 100.0)
     core_window: float = ranged(0.6, 0.01, 100.0)

@@ -69,11 +69,14 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.pt"
 
 # --------------------------------------------------------------------------------------- crops
 
-def raw_patches(frame: np.ndarray, xs, ys, size: int) -> np.ndarray:
+def raw_patches(frame: np.ndarray, xs, ys, size: int, mirror=None) -> np.ndarray:
     """``(n, size, size) float32`` raw gray patches centred on the rounded ``(xs, ys)``.
 
     The patch's centre pixel is ``size // 2`` (both axes). Pixels outside the frame take the
-    frame's median (background), so candidates on the border get full-size crops.
+    frame's median (background), so candidates on the border get full-size crops. ``mirror``
+    (``(n,)`` bool, optional): those patches take the frame mirrored at its border instead
+    (``cv2.BORDER_REFLECT``): a head cut by the border becomes a whole head (the detector uses it
+    for candidates centred on the border; the rest keep the median, as in training).
     """
     img = np.asarray(frame)
     if img.ndim == 3:
@@ -94,7 +97,14 @@ def raw_patches(frame: np.ndarray, xs, ys, size: int) -> np.ndarray:
     off = np.arange(size) - size // 2
     rows = (cy + pad)[:, None] + off[None, :]
     cols = (cx + pad)[:, None] + off[None, :]
-    return padded[rows[:, :, None], cols[:, None, :]]
+    out = padded[rows[:, :, None], cols[:, None, :]]
+    m = np.zeros(n, bool) if mirror is None else np.asarray(mirror, bool).reshape(-1)
+    if m.any():
+        import cv2
+
+        mirrored = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+        out[m] = mirrored[rows[m][:, :, None], cols[m][:, None, :]]
+    return out
 
 
 def normalise_patches(p: torch.Tensor) -> torch.Tensor:
@@ -175,16 +185,17 @@ def estimate_head_contrast(frame_gray_uint8: np.ndarray) -> float:
 
 
 def extract_crops(frame_gray_uint8: np.ndarray, xs, ys, size: int = CROP_SIZE, *, channels: int = 1,
-                  head_contrast_gray: float | None = None) -> np.ndarray:
+                  head_contrast_gray: float | None = None, mirror=None) -> np.ndarray:
     """Normalised crops centred on the candidates ``(xs, ys)`` (px): ``(n, size, size) float32``
     (``channels=1``) or ``(n, 2, size, size)`` (``channels=2``: + :func:`contrast_channel_np`).
 
     Channel 0 is robust to illumination: each crop minus its border median, divided by a robust
     scale with a floor, asinh-compressed. Channel 1 keeps how bright the candidate is relative to
     the video's typical head (``head_contrast_gray``; None: estimated from this frame).
-    Candidates near (or past) the frame border get full crops padded with the frame's median.
+    Candidates near (or past) the frame border get full crops padded with the frame's median
+    (``mirror``: those mirrored at the border instead, see :func:`raw_patches`).
     """
-    raw = raw_patches(frame_gray_uint8, xs, ys, size)
+    raw = raw_patches(frame_gray_uint8, xs, ys, size, mirror)
     c0 = normalise_patches_np(raw)
     if channels == 1:
         return c0
@@ -223,13 +234,13 @@ class ProbabilityReuse:
         self.n_computed = 0
 
     def predict_proba(self, clf: "CandidateClassifier", frame_gray_uint8: np.ndarray, xs, ys,
-                      head_contrast_gray: float | None = None) -> np.ndarray:
+                      head_contrast_gray: float | None = None, mirror=None) -> np.ndarray:
         """:meth:`CandidateClassifier.predict_proba`, computed only for the changed candidates."""
         from scipy.spatial import cKDTree
 
         xy = np.c_[np.asarray(xs, np.float64).reshape(-1), np.asarray(ys, np.float64).reshape(-1)]
         crops = extract_crops(frame_gray_uint8, xy[:, 0], xy[:, 1], clf.crop_size, channels=clf.channels,
-                              head_contrast_gray=head_contrast_gray)
+                              head_contrast_gray=head_contrast_gray, mirror=mirror)
         s = clf.crop_size
         q = s // 4
         core = (crops if crops.ndim == 4 else crops[:, None])[:, :, q:s - q, q:s - q]
@@ -548,15 +559,17 @@ class CandidateClassifier:
                 torch.set_num_threads(prev)
         return torch.cat(out).double().numpy()
 
-    def predict_proba(self, frame_gray_uint8: np.ndarray, xs, ys, head_contrast_gray: float | None = None) -> np.ndarray:
+    def predict_proba(self, frame_gray_uint8: np.ndarray, xs, ys, head_contrast_gray: float | None = None,
+                      mirror=None) -> np.ndarray:
         """``(n, 3)`` probabilities (sperm, impurity, cluster) of the candidates at ``(xs, ys)``
         (px, sub-pixel allowed) of one gray frame with bright heads. Rows sum to 1.
 
         ``head_contrast_gray``: the video's typical head contrast in gray levels
         (``cal.spread_gray * cal.head_level_z``); used by two-channel (calibration-aware) weights,
-        ignored by one-channel ones; None: estimated from this frame alone (slower, noisier)."""
+        ignored by one-channel ones; None: estimated from this frame alone (slower, noisier).
+        ``mirror``: candidates whose crops are mirrored at the frame border (:func:`raw_patches`)."""
         return self.predict_crops(extract_crops(frame_gray_uint8, xs, ys, self.crop_size, channels=self.channels,
-                                                head_contrast_gray=head_contrast_gray))
+                                                head_contrast_gray=head_contrast_gray, mirror=mirror))
 
     def predict(self, frame_gray_uint8: np.ndarray, xs, ys, head_contrast_gray: float | None = None) -> np.ndarray:
         """Most probable class per candidate (0 sperm, 1 impurity, 2 cluster)."""
