@@ -119,18 +119,12 @@ def turning(pts: np.ndarray, step: float) -> tuple[float, float, float]:
 
 def bilinear(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Sample ``img`` at float ``(x, y)`` points (clamped to the image)."""
-    h, w = img.shape
-    x = np.minimum(np.maximum(pts[:, 0], 0.0), w - 1.001)
-    y = np.minimum(np.maximum(pts[:, 1], 0.0), h - 1.001)
-    x0, y0 = x.astype(np.int64), y.astype(np.int64)
-    fx, fy = x - x0, y - y0
-    return ((img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx) * (1 - fy)
-            + (img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx) * fy)
+    return bilinear_many((img,), pts)[0]
 
 
 def bilinear_many(imgs, pts: np.ndarray) -> list[np.ndarray]:
-    """:func:`bilinear` of several same-shaped images at the same points (the indices and
-    weights computed once; the same values as one call per image)."""
+    """Sample each of several same-shaped images at float ``(x, y)`` points (clamped to the
+    image): the indices and weights are computed once for all of them."""
     h, w = imgs[0].shape
     x = np.minimum(np.maximum(pts[:, 0], 0.0), w - 1.001)
     y = np.minimum(np.maximum(pts[:, 1], 0.0), h - 1.001)
@@ -140,7 +134,8 @@ def bilinear_many(imgs, pts: np.ndarray) -> list[np.ndarray]:
     x1, y1 = x0 + 1, y0 + 1
     out = []
     for img in imgs:
-        assert img.shape == (h, w)
+        if img.shape != (h, w):
+            raise ValueError(f"bilinear_many: image shape {img.shape} differs from the first image's {(h, w)}")
         out.append((img[y0, x0] * gx + img[y0, x1] * fx) * gy + (img[y1, x0] * gx + img[y1, x1] * fx) * fy)
     return out
 

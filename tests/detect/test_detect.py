@@ -351,11 +351,12 @@ def test_real_border_heads_are_found():
     if not frames:
         pytest.skip("video 11 sample frames absent")
     imgs = np.stack([cv2.imread(str(q), cv2.IMREAD_GRAYSCALE) for q in frames])
+    from spermtrack.detect.classifier_data import read_yolo_labels
+
     labels = []
     for q in frames:
-        a = np.loadtxt(sample / "labels" / (q.stem + ".txt"), ndmin=2)
-        a = a[a[:, 0] == 0]
-        labels.append(np.c_[a[:, 1] * 640 - 0.5, a[:, 2] * 480 - 0.5])
+        a = read_yolo_labels(sample / "labels" / (q.stem + ".txt"), 640, 480)
+        labels.append(a[a[:, 0] == 0, 1:3])
     found, prec = [], []
     for kw in ({"edge_heads": False}, {}):
         det = BlobDetector(**kw)
