@@ -218,7 +218,7 @@ class TrackConfig(_Section):
     ``TrackerParams.max_gate_px``); ``confirm_s``: hits needed before a track counts;
     ``delete_after_s``: a track unseen this long ends (``TrackerParams.max_age_s``; the offline
     stitcher bridges longer gaps); ``stitch``: join fragments offline; ``reid_weights``: an
-    appearance embedder (experimental). The other keys up to ``iou_weight`` are the
+    appearance embedder (experimental). The other keys up to ``class_smoothing`` are the
     :class:`~spermtrack.tracker.associate.TrackerParams` fields of the same names (see its
     docstring); ``refine``: the offline refinement (:class:`RefineConfig`)."""
 
@@ -241,6 +241,8 @@ class TrackConfig(_Section):
     nn_budget: int = ranged(30, 1, 10000)
     embed_min_candidates: int = ranged(2, 0, 1000)
     iou_weight: float = ranged(5.0, 0.0, 1e6)
+    class_weight: float = ranged(0.0, 0.0, 1e6)
+    class_smoothing: float = ranged(0.25, 0.0, 1.0)
     refine: RefineConfig = field(default_factory=RefineConfig)
 
 

@@ -43,6 +43,7 @@ TRACK_DTYPES: dict[str, str] = {
 #: (debris, out-of-focus cell, tail fragment): tracked and exported, never graded.
 CLASS_NAMES: dict[int, str] = {0: "sperm", 1: "cluster", 2: "small_or_pinhead", 3: "other"}
 OTHER_CLS = 3
+SPERM_CLS = 0
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from spermtrack.errors import ParameterError
 from spermtrack.tracker import kalman
 from spermtrack.tracker.base import Tracker
 from spermtrack.geometry import box_iou
-from spermtrack.types import Detections, check_fps, check_positive, empty_tracks, make_tracks
+from spermtrack.types import SPERM_CLS, Detections, check_fps, check_positive, empty_tracks, make_tracks
 
 _BIG = 1e6
 
@@ -106,6 +106,15 @@ class TrackerParams:
             it separates a head from the cell or cluster box it overlaps better than the
             separate centre and size terms (on the video-24 ``noisy`` set it cut ID switches
             from 9 to 2). 0 switches it off.
+        class_weight: cost added per unit of difference between the share of sperm-class (0)
+            detections in the track's recent history (``class_smoothing``-weighted running mean)
+            and the detection's (1 if class 0, else 0). On real video a moving head often has a
+            satellite a few px away (its halo's rim, a tail kink, a speck it passes: the
+            detector's class 3, "other"); without this term the head's track and the
+            satellite's can swap where they touch. It only ranks pairs inside the motion gate:
+            a head whose class flickers is still followed where nothing competes. 0 switches it
+            off.
+        class_smoothing: weight of a new detection in the track's running sperm-class share.
     """
 
     meas_sigma_px: float = 3.0
@@ -123,6 +132,8 @@ class TrackerParams:
     nn_budget: int = 30
     embed_min_candidates: int = 2
     iou_weight: float = 5.0
+    class_weight: float = 0.0
+    class_smoothing: float = 0.25
 
     def validate(self) -> "TrackerParams":
         check_positive("meas_sigma_px", self.meas_sigma_px, 0.01, 100.0)
@@ -136,6 +147,8 @@ class TrackerParams:
         check_positive("max_age_s", self.max_age_s, 0.0, 3600.0)
         check_positive("appearance_weight", self.appearance_weight, 0.0, 1e6)
         check_positive("max_cosine_distance", self.max_cosine_distance, 0.0, 2.0)
+        check_positive("class_weight", self.class_weight, 0.0, 1e6)
+        check_positive("class_smoothing", self.class_smoothing, 0.0, 1.0)
         if int(self.nn_budget) < 1:
             raise ParameterError(f"nn_budget={self.nn_budget!r} must be >= 1")
         if int(self.max_tentative_misses) < 0:
@@ -305,6 +318,7 @@ class SpermTracker(Tracker):
         self._mean = np.zeros((0, 4))
         self._cov = np.zeros((0, 3))
         self._logwh = np.zeros((0, 2))
+        self._sperm = np.zeros(0)          # running share of sperm-class (0) detections
         self._hits = np.zeros(0, np.int64)
         self._misses = np.zeros(0, np.int64)
         self._confirmed = np.zeros(0, bool)
@@ -333,6 +347,7 @@ class SpermTracker(Tracker):
         """One frame; returns ``(internal track id, det index)`` of every matched or new track."""
         kalman.predict(self._mean, self._cov, self._q)
         z, logwh = _centres_logwh(dets)
+        is_sperm = (dets.cls == SPERM_CLS).astype(np.float64) if len(dets) else np.zeros(0)
         n_t, n_d = len(self._ids), len(z)
         row_m = np.zeros(0, np.int64)
         col_m = np.zeros(0, np.int64)
@@ -348,6 +363,8 @@ class SpermTracker(Tracker):
             else:
                 cost = self._custom_cost(s, dets)
                 gate &= np.isfinite(cost)
+            if self.params.class_weight > 0:
+                cost = cost + self.params.class_weight * np.abs(self._sperm[:, None] - is_sperm[None, :])
         if self._embed is not None and n_d:
             if not n_t:
                 gate, cost = np.zeros((0, n_d), bool), np.zeros((0, n_d))
@@ -365,6 +382,8 @@ class SpermTracker(Tracker):
             self._mean[row_m], self._cov[row_m] = mean, cov
             b = self.params.size_smoothing
             self._logwh[row_m] = (1.0 - b) * self._logwh[row_m] + b * logwh[col_m]
+            a = self.params.class_smoothing
+            self._sperm[row_m] = (1.0 - a) * self._sperm[row_m] + a * is_sperm[col_m]
         matched = np.zeros(n_t, bool)
         matched[row_m] = True
         self._hits[row_m] += 1
@@ -380,7 +399,7 @@ class SpermTracker(Tracker):
         new_cols = np.setdiff1d(np.arange(n_d), col_m, assume_unique=True)
         self._compact(alive)
         if len(new_cols):
-            self._start(z[new_cols], logwh[new_cols])
+            self._start(z[new_cols], logwh[new_cols], is_sperm[new_cols])
             tids = np.concatenate([tids, self._ids[-len(new_cols):]])
             col_m = np.concatenate([col_m, new_cols])
             if self._n_init <= 1:
@@ -432,7 +451,7 @@ class SpermTracker(Tracker):
         self._gallery_ids &= alive
         self._metric.partial_fit(feats[[k for _, k in pairs]], targets, sorted(self._gallery_ids))
 
-    def _start(self, z: np.ndarray, logwh: np.ndarray) -> None:
+    def _start(self, z: np.ndarray, logwh: np.ndarray, is_sperm: np.ndarray) -> None:
         k = len(z)
         ids = np.arange(self._next_id, self._next_id + k, dtype=np.int64)
         self._next_id += k
@@ -442,6 +461,7 @@ class SpermTracker(Tracker):
         self._mean = np.vstack([self._mean, mean])
         self._cov = np.vstack([self._cov, cov])
         self._logwh = np.vstack([self._logwh, logwh])
+        self._sperm = np.concatenate([self._sperm, is_sperm])
         self._hits = np.concatenate([self._hits, np.ones(k, np.int64)])
         self._misses = np.concatenate([self._misses, np.zeros(k, np.int64)])
         self._confirmed = np.concatenate([self._confirmed, np.zeros(k, bool)])
@@ -450,7 +470,7 @@ class SpermTracker(Tracker):
         if keep.all():
             return
         self._ids, self._mean, self._cov = self._ids[keep], self._mean[keep], self._cov[keep]
-        self._logwh = self._logwh[keep]
+        self._logwh, self._sperm = self._logwh[keep], self._sperm[keep]
         self._hits, self._misses, self._confirmed = self._hits[keep], self._misses[keep], self._confirmed[keep]
 
     # ------------------------------------------------------------------ output

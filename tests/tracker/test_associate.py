@@ -298,3 +298,23 @@ def test_real_motion_video24_noisy_excerpt():
     # peers on this excerpt: ByteTrack/BoT-SORT tuned reach HOTA ~0.80; position-only matching
     # (without the box-size cue) swapped the head sitting inside the big cluster boxes every few frames
     assert m["IDSW"] <= 5 and m["HOTA"] > 0.88
+
+
+def test_class_weight_keeps_a_head_off_its_satellite():
+    """A head (class 0) with a satellite (class 3) 4 px beside it: for one frame the two
+    detections come out in each other's place. Motion alone swaps the tracks; the class term
+    (``class_weight``) keeps each track on its own class."""
+    n = 30
+    head, sat = line((100, 100), (1, 0), n), line((100, 104), (1, 0), n)
+    head[15, 1], sat[15, 1] = 103.0, 101.0          # the jitter frame
+    dets = {f: Detections.from_centers(np.array([head[f], sat[f]]), 10.0, classes=np.array([0, 3]))
+            for f in range(n)}
+
+    def head_tracks(params):
+        t = SpermTracker(FPS, params=params).run(dets, n)
+        return t.loc[t.cls == 0, "track_id"].unique()
+
+    assert len(head_tracks(TrackerParams())) == 2                      # motion alone: swapped
+    assert len(head_tracks(TrackerParams(class_weight=5.0))) == 1      # one track holds the head
+    with pytest.raises(ParameterError):
+        TrackerParams(class_weight=-1.0).validate()
