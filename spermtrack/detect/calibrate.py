@@ -17,15 +17,18 @@ Candidates are local maxima of ``z`` at least ``separation_px`` apart. Calibrati
 ``n`` frames spread over the first chunk of the video):
 
 1. **Polarity** (``auto``): the polarity whose strongest candidates stand higher above their
-   background (99.9th percentile of candidate ``z``) is the heads' polarity; the ratio of the two
-   is recorded as the evidence. Phase-contrast heads are bright with a dark halo; bright-field
+   background is the heads' polarity: the levels that the 1, 2 and 3 strongest candidates a
+   frame reach are compared, and the rank where they differ most decides (one head in view is
+   enough; :func:`polarity_evidence`); the levels and the deciding ratio are recorded. Phase-contrast heads are bright with a dark halo; bright-field
    heads are dark.
 2. **Head size**: the half-maximum core of the strongest candidates (second moments, median over
    up to 200) gives the head core length and width in px; ``sigma_px``, ``separation_px`` and the
    background window scale with it (defaults are for an ~8.5 px core, VISEM at 400x).
 3. **Threshold**: ``log2 z`` of the candidates above ``floor_z`` is fitted by a two-component
    Gaussian mixture (EM); the upper component's centre is the *head level* ``H`` (the typical
-   contrast of a head in this video). A head at a quarter of the typical head contrast (defocused,
+   contrast of a head in this video). In a sparse video the heads are too few for a component
+   of their own, and ``H`` comes from the highest bump of the candidates' density instead
+   (:func:`head_level`). A head at a quarter of the typical head contrast (defocused,
    tilted, partly out of the focal plane) is still a head: ``threshold = max(floor_z, H / 4)``.
    When ``H`` is below ``min_head_level_z`` there is no head mode (a blank, flat or noise-only
    video): the threshold is set above every candidate and a warning says so.
@@ -47,6 +50,13 @@ import numpy as np
 
 from spermtrack.detect.enhance import as_gray_uint8 as as_gray
 
+#: :func:`head_level`: an upper mixture component wider than this (s.d. of log2 contrast) is no
+#: head mode (real videos: 0.2-0.35; the sparse phantom's failed fits: 1.0-1.5)
+MAX_HEAD_SD_LOG2 = 0.75
+#: :func:`head_level`: a density bump this far (log2) above the upper component is the heads' level
+HEADS_ABOVE_LOG2 = 1.0
+#: :func:`density_mode`: kernel width (log2 contrast; 0.15 = a factor of 1.11)
+MODE_BANDWIDTH_LOG2 = 0.15
 #: head core length (px) the default scale parameters are written for (VISEM, 400x, ~0.5 um/px)
 REFERENCE_HEAD_PX = 8.5
 #: spread floor (gray levels): a flat or saturated frame must not divide by ~0
@@ -85,7 +95,8 @@ class DetectorCalibration:
     Attributes:
         polarity: ``"bright"`` or ``"dark"`` heads.
         polarity_source: ``"user"`` or ``"auto"``.
-        polarity_evidence: 99.9th percentile of candidate z per polarity, and their ratio.
+        polarity_evidence: strongest-candidate levels per polarity and the deciding ratio
+            (:func:`polarity_evidence`).
         head_length_px, head_width_px: half-maximum core of the strongest candidates (median).
         head_size_source: ``"estimated"`` or ``"user"`` or ``"default"`` (too few strong candidates).
         sigma_px, separation_px, window_px: the scales used.
@@ -246,16 +257,98 @@ def two_component_fit(v: np.ndarray, iters: int = 200) -> dict:
     return {"mean": mu[o].tolist(), "sd": sd[o].tolist(), "weight": w[o].tolist()}
 
 
-def head_level(z_values: np.ndarray, floor_z: float) -> tuple[float, dict]:
+def head_level(z_values: np.ndarray, floor_z: float, n_frames: int = 1) -> tuple[float, dict]:
     """Typical head contrast H (z units) and the mixture it came from (log2 z of candidates
-    above ``floor_z``); NaN when there are fewer than 5 such candidates."""
+    above ``floor_z``); NaN when there are fewer than 5 such candidates.
+
+    H is the centre of the upper mixture component when that is the heads' mode. It is not when
+    the heads are too few to pull a component of their own (a sparse video: 1-5 heads among
+    100-300 candidates a frame): the two components then describe the background (dots, specks,
+    halo rims), and the heads, the brightest compact objects in view, sit above them. So the
+    candidates' density is searched for its highest bump holding at least half a candidate per
+    frame above its valleys (:func:`density_mode`; ``n_frames``: the frames the values were
+    pooled over, so a bump is an object seen in most of them). When that bump lies more than
+    :data:`HEADS_ABOVE_LOG2` above the upper component, or the upper component is wider than
+    :data:`MAX_HEAD_SD_LOG2` (no mode but the background's tail), H is the median of the
+    candidates from a factor 2 below the bump up. ``mix["source"]`` says which rule gave H.
+    """
     v = np.log2(z_values[z_values >= floor_z])
     if len(v) < 5:
         return float("nan"), {}
     fit = two_component_fit(v)
     out = {"mean_z": [2 ** m for m in fit["mean"]], "sd_log2": fit["sd"], "weight": fit["weight"],
-           "n": int(len(v))}
-    return float(2 ** fit["mean"][1]), out
+           "n": int(len(v)), "source": "mixture"}
+    level = fit["mean"][1]
+    top = density_mode(v, min_mass=max(5.0, 0.5 * n_frames))
+    wide = fit["sd"][1] > MAX_HEAD_SD_LOG2
+    if top is not None and top > level and (wide or top > level + HEADS_ABOVE_LOG2):
+        why = (f"the upper component is wide (sd_log2 {fit['sd'][1]:.2f} > {MAX_HEAD_SD_LOG2})" if wide else
+               f"the highest bump ({2 ** top:.1f}) is over {2 ** HEADS_ABOVE_LOG2:g}x the upper component")
+        level = float(np.median(v[v >= top - 1.0]))
+        out["source"] = f"highest density bump: {why}"
+    return float(2 ** level), out
+
+
+def density_mode(v: np.ndarray, min_mass: float, above: float = -np.inf,
+                 bandwidth: float = MODE_BANDWIDTH_LOG2) -> float | None:
+    """The highest bump of a Gaussian kernel density of ``v`` (log2 contrasts) that peaks above
+    ``above`` and whose *excess mass* (the number of values its density holds above the higher of
+    its two valleys) is at least ``min_mass``. Returns the median of the values between its
+    valleys, or None. Sampling noise on the background's falling tail makes bumps of a few values;
+    an object seen in most of the pooled frames (a head, in a sparse video each head alone: one
+    bump per cell) makes one of about one value per frame."""
+    v = np.sort(np.asarray(v, np.float64))
+    if len(v) < max(min_mass, 3):
+        return None
+    step = bandwidth / 5
+    grid = np.arange(v[0] - 3 * bandwidth, v[-1] + 3 * bandwidth, step)
+    # values per unit of log2 contrast: sums to len(v) over the grid
+    dens = np.exp(-0.5 * ((grid[:, None] - v[None, :]) / bandwidth) ** 2).sum(1) / (np.sqrt(2 * np.pi) * bandwidth)
+    peaks = np.flatnonzero((dens[1:-1] > dens[:-2]) & (dens[1:-1] >= dens[2:])) + 1
+    for k in peaks[::-1]:
+        if grid[k] <= above:
+            continue
+        left = k
+        while left > 0 and dens[left - 1] <= dens[left]:
+            left -= 1
+        right = k
+        while right < len(grid) - 1 and dens[right + 1] <= dens[right]:
+            right += 1
+        base = max(dens[left], dens[right])
+        excess = float(np.clip(dens[left:right + 1] - base, 0, None).sum() * step)
+        if excess >= min_mass:
+            return float(np.median(v[(v >= grid[left]) & (v <= grid[right])]))
+    return None
+
+
+#: :func:`polarity_evidence`: ranks compared, in objects per frame
+POLARITY_RANKS = (1, 2, 3)
+
+
+def strongest(z_values: np.ndarray, n_frames: int, per_frame: int = 1) -> float:
+    """The ``per_frame * n_frames``-th largest of the candidate contrasts pooled over ``n_frames``
+    frames: the level the ``per_frame`` strongest objects of a frame reach (0 when there are
+    fewer candidates)."""
+    k = per_frame * n_frames
+    if len(z_values) < k or k < 1:
+        return 0.0
+    return float(np.partition(z_values, len(z_values) - k)[len(z_values) - k])
+
+
+def polarity_evidence(z_bright: np.ndarray, z_dark: np.ndarray, n_frames: int) -> dict:
+    """Bright vs dark strongest-candidate levels at 1, 2 and 3 objects per frame
+    (:func:`strongest`), and ``ratio_bright_dark``: the ratio of the rank where the two polarities
+    differ most (log scale). That rank decides: one head in view (a sparse video) stands several
+    times above everything of the other polarity at rank 1 only; with many weak heads (a hard
+    phase-contrast phantom) a single strong dark object a frame can win rank 1 while the heads
+    win the next ranks. A fixed percentile (the 99.9th, used before) is decided by the background
+    when the heads are under 0.1 % of the candidates."""
+    b = [strongest(z_bright, n_frames, k) for k in POLARITY_RANKS]
+    d = [strongest(z_dark, n_frames, k) for k in POLARITY_RANKS]
+    ratios = [bi / di if di > 0 else (float("inf") if bi > 0 else 1.0) for bi, di in zip(b, d)]
+    deciding = max(ratios, key=lambda r: abs(np.log(r)) if 0 < r < float("inf") else float("inf"))
+    return {"bright_top_z": [round(x, 3) for x in b], "dark_top_z": [round(x, 3) for x in d],
+            "objects_per_frame": list(POLARITY_RANKS), "ratio_bright_dark": round(deciding, 3)}
 
 
 def _core_size(frame_bright: np.ndarray, x: np.ndarray, y: np.ndarray, scale: Scale) -> tuple[float, float, int]:
@@ -330,16 +423,15 @@ def calibrate(frames, *, polarity: str = "auto", head_length_px: float | None = 
     # 1. polarity
     evidence: dict = {}
     if polarity == "auto":
-        for name, sign in (("bright", 1), ("dark", -1)):
-            zs, _, _ = _candidates_z([oriented(f, sign) for f in sample], scale, local_background, 0.5)
-            allz = np.concatenate(zs)
-            evidence[f"{name}_p999_z"] = round(float(np.percentile(allz, 99.9)), 3) if len(allz) else 0.0
-        b, d = evidence["bright_p999_z"], evidence["dark_p999_z"]
-        evidence["ratio_bright_dark"] = round(b / d, 3) if d > 0 else float("inf")
-        chosen = "bright" if b >= d else "dark"
-        if max(b, d) > 0 and min(b, d) / max(b, d) > 0.8:
-            warnings.append(f"polarity is ambiguous (strongest candidates: bright {b:.1f}, dark {d:.1f} "
-                            f"background spreads); chose {chosen}: set --polarity if heads are the other way")
+        z_sign = [np.concatenate(_candidates_z([oriented(f, sign) for f in sample], scale, local_background, 0.5)[0])
+                  for sign in (1, -1)]
+        evidence = polarity_evidence(z_sign[0], z_sign[1], len(sample))
+        ratio = evidence["ratio_bright_dark"]
+        chosen = "bright" if ratio >= 1 else "dark"
+        if 0.8 < ratio < 1.25:
+            warnings.append(f"polarity is ambiguous (strongest candidates, 1-3 a frame: bright {evidence['bright_top_z']}, "
+                            f"dark {evidence['dark_top_z']} background spreads); chose {chosen}: set --polarity if "
+                            "heads are the other way")
         source = "auto"
     else:
         chosen, source = polarity, "user"
@@ -351,7 +443,7 @@ def calibrate(frames, *, polarity: str = "auto", head_length_px: float | None = 
     width = float("nan")
     for _ in range(2 if not head_length_px else 1):
         zs, pts, _ = _candidates_z(bright, scale, local_background, floor_z)
-        H, _ = head_level(np.concatenate(zs) if zs else np.zeros(0), floor_z)
+        H, _ = head_level(np.concatenate(zs) if zs else np.zeros(0), floor_z, len(bright))
         if head_length_px or not np.isfinite(H):
             break
         xs, ys = [], []
@@ -382,7 +474,7 @@ def calibrate(frames, *, polarity: str = "auto", head_length_px: float | None = 
     # 3. threshold from the candidate distribution
     zs, _, spreads = _candidates_z(bright, scale, local_background, 0.5)
     allz = np.concatenate(zs) if zs else np.zeros(0)
-    H, mix = head_level(allz, floor_z)
+    H, mix = head_level(allz, floor_z, len(sample))
     if not np.isfinite(H) or H < min_head_level_z:
         thr = float("inf")
         rule = (f"no head mode: the strongest candidates (head level {H:.1f}) are not above "
@@ -419,7 +511,7 @@ def recalibrate_chunk(cal: DetectorCalibration, frames, start_frame: int, *, hea
     idx = np.unique(np.linspace(0, len(frames) - 1, min(n_frames, len(frames))).round().astype(int))
     bright = [oriented(frames[i], cal.sign) for i in idx]
     zs, _, _ = _candidates_z(bright, cal.scale, local_background, cal.floor_z)
-    H, _ = head_level(np.concatenate(zs), cal.floor_z)
+    H, _ = head_level(np.concatenate(zs), cal.floor_z, len(idx))
     if not np.isfinite(H) or H < min_head_level_z:
         return
     if not cal.level_estimates:
