@@ -19,8 +19,8 @@ Candidates are local maxima of ``z`` at least ``separation_px`` apart. Calibrati
 1. **Polarity** (``auto``): the polarity whose strongest candidates stand higher above their
    background is the heads' polarity: the levels that the 1, 2 and 3 strongest candidates a
    frame reach are compared, and the rank where they differ most decides (one head in view is
-   enough; :func:`polarity_evidence`); the levels and the deciding ratio are recorded. Phase-contrast heads are bright with a dark halo; bright-field
-   heads are dark.
+   enough; :func:`polarity_evidence`); the levels and the deciding ratio are recorded.
+   Phase-contrast heads are bright with a dark halo; bright-field heads are dark.
 2. **Head size**: the half-maximum core of the strongest candidates (second moments, median over
    up to 200) gives the head core length and width in px; ``sigma_px``, ``separation_px`` and the
    background window scale with it (defaults are for an ~8.5 px core, VISEM at 400x).
