@@ -12,7 +12,8 @@ import pytest
 
 from conftest import shared_file
 from spermtrack.detect.blob import BlobDetector
-from spermtrack.detect.calibrate import MAX_HEAD_SD_LOG2, calibrate, density_mode, head_level, two_component_fit
+from spermtrack.detect.calibrate import (MAX_HEAD_SD_LOG2, calibrate, density_mode, head_level, polarity_evidence,
+                                         strongest, two_component_fit)
 from spermtrack.synth import render_frame, simulate_cells
 from spermtrack.evaluate.detmetrics import detection_scores, truth_frames
 
@@ -92,6 +93,21 @@ def test_sparse_phantom_video_is_not_flooded_with_debris():
     s, cal = _sparse_scores(3, 501, "medium")
     assert cal.mixture["source"].startswith("highest density bump")
     assert s.precision >= 0.8 and s.recall >= 0.9, (s.precision, s.recall, cal.mixture)
+
+
+def test_polarity_evidence_is_decided_by_the_rank_that_differs_most():
+    rng = np.random.default_rng(4)
+    n = 16
+    bright_bg, dark_bg = rng.uniform(0, 25, 16 * 300), rng.uniform(0, 35, 16 * 300)
+    # one bright head a frame at ~200 over a dark background that reaches higher than the bright one
+    ev = polarity_evidence(np.r_[bright_bg, rng.normal(200, 5, n)], dark_bg, n)
+    assert ev["bright_top_z"][0] > 150 and ev["ratio_bright_dark"] > 5      # rank 1 decides: bright
+    # one strong dark object a frame (30) over many weak bright heads (26-27): ranks 2-3 decide
+    ev = polarity_evidence(np.r_[bright_bg, rng.uniform(26, 28, 5 * n)], np.r_[rng.uniform(0, 21, 16 * 300),
+                                                                            rng.normal(30, 0.2, n)], n)
+    assert ev["dark_top_z"][0] > ev["bright_top_z"][0] and ev["ratio_bright_dark"] > 1.2
+    assert strongest(np.arange(10.0), 3) == 7.0 and strongest(np.arange(10.0), 3, per_frame=2) == 4.0
+    assert strongest(np.arange(2.0), 3) == 0.0
 
 
 def test_one_head_in_view_sets_the_polarity():
