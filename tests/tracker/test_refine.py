@@ -100,6 +100,25 @@ def test_gaps_are_filled_flagged_and_close_to_truth():
     assert refine_tracks(long_gap, FPS).interpolated.sum() == 0
 
 
+def test_gap_fill_stays_between_its_ends():
+    """A static head whose last detections before a 15-frame gap drift 6 px (half merged with a
+    head passing by), on a track whose process noise is high (a beating head): the
+    constant-velocity smoother alone carries that drift into the gap and draws the fill 14 px
+    off the head; the fill is kept inside the ends' box + fill_margin_px."""
+    rng = np.random.default_rng(5)
+    f = np.r_[0:21, 36:60]
+    xy = 100 + rng.normal(0, 0.3, (len(f), 2))
+    xy[18:21] = [(101.5, 98.5), (103, 97), (104.5, 95.5)]   # the drifting end
+    t = tracks_from({1: (f, xy)})
+    free = refine_tracks(t, FPS, params=RefineParams(fill_margin_px=-1, accel_sigma_px_s2=20000))
+    kept = refine_tracks(t, FPS, params=RefineParams(accel_sigma_px_s2=20000))
+    assert RefineParams().fill_margin_px == 3.0
+    box = lambda r, m: (r.x_smooth.between(99 - m, 104.5 + m) & r.y_smooth.between(95.5 - m, 101 + m))[r.interpolated]  # noqa: E731
+    assert not box(free, 3).all()                            # the failure being guarded against
+    assert box(kept, 3).all()
+    np.testing.assert_array_equal(kept[~kept.interpolated].x.to_numpy(), free[~free.interpolated].x.to_numpy())
+
+
 def test_smoothing_reduces_jitter_error():
     rng = np.random.default_rng(1)
     f = np.arange(150)
