@@ -289,11 +289,10 @@ def head_level(z_values: np.ndarray, floor_z: float, n_frames: int = 1) -> tuple
     return float(2 ** level), out
 
 
-def density_mode(v: np.ndarray, min_mass: float, above: float = -np.inf,
-                 bandwidth: float = MODE_BANDWIDTH_LOG2) -> float | None:
-    """The highest bump of a Gaussian kernel density of ``v`` (log2 contrasts) that peaks above
-    ``above`` and whose *excess mass* (the number of values its density holds above the higher of
-    its two valleys) is at least ``min_mass``. Returns the median of the values between its
+def density_mode(v: np.ndarray, min_mass: float, bandwidth: float = MODE_BANDWIDTH_LOG2) -> float | None:
+    """The highest bump of a Gaussian kernel density of ``v`` (log2 contrasts) whose *excess
+    mass* (the number of values its density holds above the higher of its two valleys) is at
+    least ``min_mass``. Returns the median of the values between its
     valleys, or None. Sampling noise on the background's falling tail makes bumps of a few values;
     an object seen in most of the pooled frames (a head, in a sparse video each head alone: one
     bump per cell) makes one of about one value per frame."""
@@ -306,8 +305,6 @@ def density_mode(v: np.ndarray, min_mass: float, above: float = -np.inf,
     dens = np.exp(-0.5 * ((grid[:, None] - v[None, :]) / bandwidth) ** 2).sum(1) / (np.sqrt(2 * np.pi) * bandwidth)
     peaks = np.flatnonzero((dens[1:-1] > dens[:-2]) & (dens[1:-1] >= dens[2:])) + 1
     for k in peaks[::-1]:
-        if grid[k] <= above:
-            continue
         left = k
         while left > 0 and dens[left - 1] <= dens[left]:
             left -= 1

@@ -71,9 +71,9 @@ def test_head_level_of_a_sparse_video_is_the_heads_bump_not_the_background_tail(
 def test_density_mode_needs_mass_and_a_valley():
     rng = np.random.default_rng(3)
     v = np.r_[rng.normal(3.0, 0.3, 500), rng.normal(6.0, 0.1, 40)]
-    assert abs(density_mode(v, min_mass=8, above=4.0) - 6.0) < 0.1
-    assert density_mode(v, min_mass=100, above=4.0) is None      # the small bump is too light
-    assert abs(density_mode(v, min_mass=100) - 3.0) < 0.1        # the highest bump heavy enough
+    assert abs(density_mode(v, min_mass=8) - 6.0) < 0.1          # the highest bump, light but enough
+    assert abs(density_mode(v, min_mass=100) - 3.0) < 0.1        # too light: the next heavy enough
+    assert density_mode(v, min_mass=1000) is None
     assert density_mode(rng.uniform(0, 1, 4), min_mass=8) is None
 
 
