@@ -53,7 +53,8 @@ BEFORE = {"easy 9001": (0.976, 0.983), "easy 9002": (0.982, 0.988), "medium 9001
 #: the 16 with official tracks 13 or fewer): (cells, difficulty, seed); visem look, 1 s at 50 fps, every 3rd frame (17 frames)
 SPARSE = [(c, d, s) for c in (1, 3, 8, 15, 25) for d in ("easy", "medium", "hard") for s in (601, 602)]
 #: the default detector on the same sparse clips at commit 369d827 (before the density-bump head
-#: level and the rank-wise polarity evidence; /tmp sweep with the same clips): (P, R; R None when the clip has no sperm head)
+#: level and the rank-wise polarity evidence; the same clips and scoring as :func:`sparse_section`, run
+#: with that commit's package): (P, R; R None when the clip has no sperm head)
 SPARSE_BEFORE = {"1 easy 601": (0.000, None), "1 easy 602": (0.000, 0.000), "1 medium 601": (0.000, None),
                  "1 medium 602": (0.088, 1.000), "1 hard 601": (0.000, None), "1 hard 602": (0.105, 1.000),
                  "3 easy 601": (0.167, 0.976), "3 easy 602": (0.800, 1.000), "3 medium 601": (0.194, 1.000),
@@ -70,13 +71,13 @@ def sparse_section(variants: dict) -> str:
     """Few cells in view (1-25 among the visem look's debris; VISEM videos 14, 23, 29, 47 have 3-5
     labelled heads a frame): the head level must come from the heads, not the background."""
     rows = []
+    name, kw = next(iter(variants.items()))
     for cells, diff, seed in SPARSE:
         scene = simulate_cells(seconds=1.0, fps=50, cells=cells, seed=seed, difficulty=diff, width=640, height=480,
                                look="visem")
         idx = list(range(0, scene.n_frames, 3))
         frames = np.stack([render_frame(scene, i) for i in idx])
         truth = truth_frames(scene.boxes, idx)
-        name, kw = next(iter(variants.items()))
         det = BlobDetector(**kw)
         s = detection_scores(det.detect(frames), truth, classes=(0,))
         cal = det.calibration

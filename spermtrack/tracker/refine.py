@@ -114,8 +114,8 @@ class RefineParams:
             measured ends widened by this (px). The constant-velocity smoother carries the
             velocity of a gap's ends into it: one jittery end detection (a head half merged
             with a neighbour it passes) and it draws the fill 10-25 px off the head, onto the
-            neighbour's path, where the scorer and the grader see an ID switch. A negative
-            value turns it off.
+            neighbour's path, where scoring against labels sees an ID switch (grading never
+            uses filled rows). A negative value turns it off.
 
     Each field's sensible range is declared with it and checked on construction
     (:class:`~spermtrack.errors.ParameterError` naming the field); the ``track.refine`` section
@@ -663,11 +663,11 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
         sm = kalman.rts_smooth(z, offsets, q=q, r=sigma ** 2)[:, :2]
     else:
         sm = np.column_stack([interp(z[dense_idx, 0]), interp(z[dense_idx, 1])])
+    last_measured = np.maximum.accumulate(np.where(measured, np.arange(n_dense), 0))
     if p.fill_margin_px >= 0 and not measured.all():
-        sm = _clamp_fills(sm, z, measured, p.fill_margin_px)
+        sm = _clamp_fills(sm, z, measured, last_measured, p.fill_margin_px)
     cls_dense = np.empty(n_dense, np.int64)
     cls_vals = t["cls"].to_numpy(np.int64)
-    last_measured = np.maximum.accumulate(np.where(measured, np.arange(n_dense), 0))
     cls_dense[dense_idx] = cls_vals
     cls_dense = cls_dense[last_measured]
     x = np.where(measured, z[:, 0], sm[:, 0])
@@ -688,13 +688,12 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
     return out
 
 
-def _clamp_fills(sm: np.ndarray, z: np.ndarray, measured: np.ndarray, margin: float) -> np.ndarray:
+def _clamp_fills(sm: np.ndarray, z: np.ndarray, measured: np.ndarray, prev: np.ndarray, margin: float) -> np.ndarray:
     """``sm`` with every unmeasured row clipped into the bounding box of the measured rows just
-    before and after it (every dense segment starts and ends measured) widened by ``margin``."""
+    before (``prev``: index of the last measured row) and after it (every dense segment starts
+    and ends measured) widened by ``margin``."""
     n = len(measured)
-    idx = np.arange(n)
-    prev = np.maximum.accumulate(np.where(measured, idx, 0))
-    nxt = np.minimum.accumulate(np.where(measured, idx, n - 1)[::-1])[::-1]
+    nxt = np.minimum.accumulate(np.where(measured, np.arange(n), n - 1)[::-1])[::-1]
     gap = ~measured
     a, b = z[prev[gap]], z[nxt[gap]]
     out = sm.copy()
