@@ -56,6 +56,15 @@ _CROSS_ROUNDS = 3
 _CROSS_MAX_HALF = 3
 #: divide the gain by the kept paths' over-dispersion (quasi-likelihood)
 _CROSS_QUASI = True
+#: nats per unit of class disagreement at an exchange point: a track whose detections are sperm
+#: before a meeting should continue with sperm detections after it (and an ``other`` spot with
+#: ``other``); 0 turns the class term off (:func:`_class_gains`)
+CROSS_CLASS_NATS = 20.0
+#: meetings of two tracks whose classes disagree reach this far (median box sides): a head's
+#: ``other`` satellite rides up to ~12 px from it; an exchange there needs the class term's
+#: support (at least ``_CROSS_CLASS_MIN``), never motion alone
+CROSS_CLASS_NEAR_BOXES = 1.0
+_CROSS_CLASS_MIN = 0.5
 #: weight of each fragment end's wobble about its fitted line (the head's lateral beat and the
 #: detector jitter, px^2) in the stitch tolerance
 _STITCH_WOBBLE = 4.0
@@ -541,6 +550,31 @@ def _swap_gains(fa: np.ndarray, za: np.ndarray, fb: np.ndarray, zb: np.ndarray, 
     return cands, gain
 
 
+def _class_gains(fa: np.ndarray, sa: np.ndarray, fb: np.ndarray, sb: np.ndarray, cands: np.ndarray,
+                 k: int) -> np.ndarray:
+    """For each exchange point ``c`` in ``cands``: how much better the classes of A and B join
+    when their tails are exchanged after ``c``. ``sa`` / ``sb``: 1 for a sperm-class row, 0
+    otherwise. With ``p-`` the sperm share of a track's last ``k`` rows up to ``c`` and ``p+``
+    that of its first ``k`` rows after ``c``, the gain is ``|pA- - pA+| + |pB- - pB+| -
+    |pA- - pB+| - |pB- - pA+|`` (in [-2, 2]; 0 when both tracks are sperm throughout: heads
+    that meet are told apart by their motion alone). 0 where a track has no rows on one side
+    (it starts or ends at ``c``: a head entering at the frame border is classed ``other`` until
+    it is whole)."""
+    def shares(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cs = np.r_[0.0, np.cumsum(s)]
+        i = np.searchsorted(f, cands, side="right")          # rows <= c: [0, i)
+        lo, hi = np.maximum(i - k, 0), np.minimum(i + k, len(f))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            before = (cs[i] - cs[lo]) / (i - lo)
+            after = (cs[hi] - cs[i]) / (hi - i)
+        return before, after
+
+    a0, a1 = shares(fa, sa)
+    b0, b1 = shares(fb, sb)
+    g = np.abs(a0 - a1) + np.abs(b0 - b1) - np.abs(a0 - b1) - np.abs(b0 - a1)
+    return np.nan_to_num(g, nan=0.0)
+
+
 def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     """Re-decide identities where two tracks meet (offline: the paths after the meeting are known).
 
@@ -554,6 +588,14 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     the model does not describe makes the likelihood's evidence worth less). The measurement
     noise is the tracks' own (:func:`estimate_meas_sigma`). Up to ``_CROSS_ROUNDS`` exchanges per
     meeting, meetings in time order.
+
+    When the tracks carry more than one class (the product tracks ``other`` spots too), the
+    gain also counts how much better the classes join (:func:`_class_gains`, x
+    ``CROSS_CLASS_NATS``), and meetings reach ``CROSS_CLASS_NEAR_BOXES``: a wider meeting in
+    which an exchange would make the classes agree better (by ``_CROSS_CLASS_MIN``) is decided
+    whole, motion and classes together; one that never comes close is decided only at such
+    points. Other wide meetings fall back to their close meetings (docs/TRACKER.md, "Crossings
+    where the classes disagree").
     """
     t = make_tracks(tracks, source="tracks to resolve")
     if t.empty or CROSS_NEAR_BOXES <= 0:
@@ -564,28 +606,61 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     tid = t["track_id"].to_numpy(np.int64).copy()
     frame = t["frame"].to_numpy(np.int64)
     xy = t[["x", "y"]].to_numpy(np.float64)
+    sperm = (t["cls"].to_numpy(np.int64) == 0).astype(np.float64)
     events = _cross_events(tid, frame, xy, near)
-    if not events:
+    use_class = CROSS_CLASS_NATS > 0 and 0 < sperm.sum() < len(sperm)
+    wide = CROSS_CLASS_NEAR_BOXES * side if side is not None else near
+    # meetings as (first, last, a, b, the close meetings inside): without classes, or no wider
+    # reach, every close meeting is its own group
+    groups = [(f0, f1, ia, ib, [(f0, f1)]) for f0, f1, ia, ib in events]
+    if use_class and wide > near:
+        close: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for f0, f1, ia, ib in events:
+            close.setdefault((ia, ib), []).append((f0, f1))
+        groups = [(f0, f1, ia, ib, [(g0, g1) for g0, g1 in close.get((ia, ib), []) if g0 <= f1 and f0 <= g1])
+                  for f0, f1, ia, ib in _cross_events(tid, frame, xy, wide)]
+    if not groups:
         return t
     r = max(estimate_meas_sigma(t), _CROSS_MIN_SIGMA_PX) ** 2
     q_grid = np.array([kalman.cv_noise_per_frame(a, fps) for a in _CROSS_ACCEL_GRID_PX_S2])
     p0_vel = (_CROSS_SPEED_PRIOR_PX_S / fps) ** 2
-    n_swapped = 0
-    for f0, f1, ia, ib in events:
-        # ids as first seen; after earlier exchanges the rows carry the current ids (the same pair)
+
+    def class_gains(ma: np.ndarray, mb: np.ndarray, f0: int, f1: int) -> np.ndarray:
+        return _class_gains(frame[ma], sperm[ma], frame[mb], sperm[mb], np.arange(f0 - 1, f1 + 1), pad)
+
+    def decide(f0: int, f1: int, ia: int, ib: int, class_only: bool) -> int:
+        """Up to ``_CROSS_ROUNDS`` exchanges of the tails of ``ia`` and ``ib`` within the meeting
+        ``f0..f1`` (ids as first seen; after an exchange the rows carry the current ids)."""
+        done = 0
         for _ in range(_CROSS_ROUNDS):
             ma, mb = tid == ia, tid == ib
             if ma.sum() < 3 or mb.sum() < 3:
                 break
             cands, gain = _swap_gains(frame[ma], xy[ma], frame[mb], xy[mb], f0, f1, pad, _CROSS_MAX_HALF * pad,
                                       q_grid, r, p0_vel)
+            if use_class:
+                cg = class_gains(ma, mb, f0, f1)
+                gain = gain + CROSS_CLASS_NATS * cg
+                if class_only:
+                    gain = np.where(cg >= _CROSS_CLASS_MIN, gain, -np.inf)
             j = int(np.argmax(gain))
             if not gain[j] > CROSS_MARGIN_NATS:
                 break
             after = frame > cands[j]
             sa, sb = ma & after, mb & after
             tid[sa], tid[sb] = ib, ia
-            n_swapped += 1
+            done += 1
+        return done
+
+    n_swapped = 0
+    for f0, f1, ia, ib, inner in groups:
+        if use_class and (class_gains(tid == ia, tid == ib, f0, f1) >= _CROSS_CLASS_MIN).any():
+            # the classes disagree across this meeting: decide it whole, motion and classes together;
+            # a meeting that never comes close is decided by the classes or not at all
+            n_swapped += decide(f0, f1, ia, ib, class_only=not inner)
+        else:
+            for g0, g1 in inner:
+                n_swapped += decide(g0, g1, ia, ib, class_only=False)
     if not n_swapped:
         return t
     out = t.copy()

@@ -9,7 +9,8 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
 from spermtrack.tracker import kalman
-from spermtrack.tracker.refine import (RefineParams, estimate_meas_sigma, mark_satellites, refine_tracks, split_jumps,
+from spermtrack.tracker import refine as refine_mod
+from spermtrack.tracker.refine import (RefineParams, _class_gains, estimate_meas_sigma, mark_satellites, refine_tracks, split_jumps,
                                        resolve_crossings, smoothed_boxes, split_gaps, stitch_tracklets)
 from spermtrack.types import OTHER_CLS, make_tracks
 
@@ -221,6 +222,53 @@ def test_swap_between_two_close_immotile_heads_is_undone():
     out = resolve_crossings(tracks_from({1: (f, sa), 2: (f, sb)}), FPS)
     x1 = out[out["track_id"] == 1]["x"].to_numpy()
     assert abs(x1[:45].mean() - 100) < 1 and abs(x1[55:].mean() - 100) < 1
+
+
+def _head_and_spot_exchanged(gap_px: float, spot_cls: int) -> pd.DataFrame:
+    """A static head (class 0) and a static spot ``gap_px`` to its right (class ``spot_cls``),
+    1 px jitter; the online ids exchange them after frame 50."""
+    rng = np.random.default_rng(2)
+    f = np.arange(100)
+    head = np.column_stack([200 + rng.normal(0, 1, 100), 200 + rng.normal(0, 1, 100)])
+    spot = np.column_stack([200 + gap_px + rng.normal(0, 1, 100), 200 + rng.normal(0, 1, 100)])
+    late = f > 50
+    t1, t2 = np.where(late[:, None], spot, head), np.where(late[:, None], head, spot)
+    c1, c2 = np.where(late, spot_cls, 0), np.where(late, 0, spot_cls)
+    return make_tracks(pd.concat([_cell(1, f, t1[:, 0], t1[:, 1], 0.9, cls=c1),
+                                  _cell(2, f, t2[:, 0], t2[:, 1], 0.6, cls=c2)], ignore_index=True))
+
+
+def test_a_head_exchanged_with_its_other_spot_gets_its_identity_back(monkeypatch):
+    # 12 px apart: farther than a close meeting (0.37 x 22 px = 8 px), so only the classes call it
+    t = _head_and_spot_exchanged(12.0, OTHER_CLS)
+    out = resolve_crossings(t, FPS)
+    one = out[out["track_id"] == 1]
+    assert set(one["cls"]) == {0} and abs(one["x"].mean() - 200) < 1
+    assert set(out[out["track_id"] == 2]["cls"]) == {OTHER_CLS}
+    monkeypatch.setattr(refine_mod, "CROSS_CLASS_NATS", 0.0)
+    pd.testing.assert_frame_equal(resolve_crossings(t, FPS), t)
+
+
+def test_two_heads_that_do_not_come_close_are_not_exchanged_by_the_class_term():
+    # the same geometry with two sperm-class cells: nothing says the exchange was wrong except
+    # motion, and a meeting 12 px apart is not close enough for motion to decide
+    t = _head_and_spot_exchanged(12.0, 0)
+    pd.testing.assert_frame_equal(resolve_crossings(t, FPS), t)
+
+
+def test_class_gains_measure_how_much_better_the_classes_join_when_exchanged():
+    f = np.arange(20)
+    a = (f < 10).astype(float)          # sperm, then other
+    b = (f >= 10).astype(float)         # other, then sperm
+    g = _class_gains(f, a, f, b, np.array([4, 9, 14]), 5)
+    assert g[1] == pytest.approx(2.0)   # exchanging after frame 9 makes both tracks pure
+    assert g[0] == pytest.approx(-2.0) and g[2] == pytest.approx(-2.0)  # each track is pure around there
+    same = np.ones(20)
+    assert np.allclose(_class_gains(f, same, f, same, np.array([4, 9, 14]), 5), 0.0)
+    # where a track has no rows on one side (it starts or ends there) the classes say nothing:
+    # a head entering at the border is classed other until it is whole
+    late = np.arange(12, 20)
+    assert _class_gains(f, a, late, np.ones(8), np.array([9, 14]), 5) == pytest.approx([0.0, -2.0])
 
 
 def test_path_log_likelihood_matches_filterpy():
