@@ -209,6 +209,7 @@ class RefineConfig(_Section):
     jump_min_boxes: float = ranged(0.3, 0.0, 10.0)
     jump_factor: float = ranged(3.0, 1.0, 1000.0)
     jump_evidence_s: float = ranged(1.0, 0.0, 60.0)
+    jump_landing_s: float = ranged(0.4, 0.0, 60.0)
     fill_margin_px: float = ranged(3.0, -1.0, 1e4)
 
 

@@ -185,7 +185,7 @@ def test_every_key_round_trips_and_reaches_its_stage(tmp_path):
 
     default = dict(leaves(Config().to_dict()))
     changed = dict(leaves(d))
-    assert changed.keys() == default.keys() and len(changed) == 87
+    assert changed.keys() == default.keys() and len(changed) == 88
     assert not [k for k in changed if changed[k] == default[k]]
     # every value reaches the stage parameter of the same name (or its documented older key)
     tp, rp, bp = tracker_params(cfg), refine_params(cfg), blob_params(cfg)

@@ -118,7 +118,9 @@ class RefineParams:
         jump_min_boxes, jump_factor: before stitching, tracks are cut where one step is longer
             than ``jump_min_boxes`` median box sides and ``jump_factor`` x the track's own
             median speed around it, and another track shows up where it left within
-            ``jump_evidence_s`` (:func:`split_jumps`); ``jump_min_boxes`` 0 turns it off.
+            ``jump_evidence_s``, or landed where another track was within ``jump_landing_s``
+            before (:func:`split_jumps`; ``jump_landing_s`` 0 turns that second rule off);
+            ``jump_min_boxes`` 0 turns it off.
         fill_margin_px: a gap-filled position stays inside the bounding box of the gap's two
             measured ends widened by this (px). The constant-velocity smoother carries the
             velocity of a gap's ends into it: one jittery end detection (a head half merged
@@ -149,6 +151,7 @@ class RefineParams:
     jump_min_boxes: float = ranged(0.3, 0.0, 10.0)
     jump_factor: float = ranged(3.0, 1.0, 1000.0)
     jump_evidence_s: float = ranged(1.0, 0.0, 60.0)
+    jump_landing_s: float = ranged(0.4, 0.0, 60.0)
     fill_margin_px: float = ranged(3.0, -1.0, 1e4)
 
     def __post_init__(self) -> None:
@@ -280,7 +283,7 @@ def _cut_tracks(t: pd.DataFrame, cut: np.ndarray, source: str) -> pd.DataFrame:
 
 
 def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3, factor: float = 3.0,
-                evidence_s: float = 1.0, window: int = 5) -> tuple[pd.DataFrame, int]:
+                evidence_s: float = 1.0, landing_s: float = 0.0, window: int = 5) -> tuple[pd.DataFrame, int]:
     """Cut tracks where they leap from an object onto a neighbour: ``(tracks, number of cuts)``.
 
     The online tracker sometimes carries a track from its head onto a neighbour (a spot on a
@@ -291,7 +294,10 @@ def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3
     the displacement the track's own median speed over the ``window`` steps before and after it
     predicts for the step's frame gap, and (2) there is evidence that something was left
     behind: another track has a detection within that distance of the pre-leap position within
-    ``evidence_s`` after it. Rule (2) keeps jumpy but continuous paths whole (annotators'
+    ``evidence_s`` after it, or (2b, when ``landing_s`` > 0) that the landing site was taken:
+    another track has a detection within that distance of the post-leap position within
+    ``landing_s`` before it (a satellite's or neighbour's track leaping onto a head as the head's
+    own track loses it). Rule (2) keeps jumpy but continuous paths whole (annotators'
     keyframe steps in ground truth, a cell that darts). The part after a cut gets a new id; the
     stitcher then joins each part to the fragment that really continues it, using both sides.
 
@@ -332,6 +338,7 @@ def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3
     if not len(candidates):
         return t, 0
     horizon = max(1, int(round(evidence_s * fps)))
+    before = int(round(landing_s * fps))
     tree = cKDTree(xy)
     cut = np.zeros(len(t), bool)
     for i in candidates:
@@ -339,6 +346,12 @@ def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3
         left = left[(tid[left] != tid[i]) & (frame[left] > frame[i]) & (frame[left] <= frame[i] + horizon)]
         if len(left):
             cut[i + 1] = True
+        elif before:
+            # (2b) or it landed where another track was just before (that track's head, taken over)
+            took = np.asarray(tree.query_ball_point(xy[i + 1], min_jump), np.int64)
+            took = took[(tid[took] != tid[i]) & (frame[took] < frame[i + 1]) & (frame[took] >= frame[i + 1] - before)]
+            if len(took):
+                cut[i + 1] = True
     n_cuts = int(cut.sum())
     if not n_cuts:
         return t, 0
@@ -692,7 +705,7 @@ def refine_tracks(tracks: pd.DataFrame, fps: float, *, stitch: bool = True, smoo
             t, _ = split_gaps(t, fps, p.split_gap_s)
         if p.jump_min_boxes > 0:
             t, _ = split_jumps(t, fps, min_jump_boxes=p.jump_min_boxes, factor=p.jump_factor,
-                               evidence_s=p.jump_evidence_s)
+                               evidence_s=p.jump_evidence_s, landing_s=p.jump_landing_s)
         t = stitch_tracklets(t, fps, p)
     t = resolve_crossings(t, fps)
     if t.empty:

@@ -434,6 +434,28 @@ def test_a_track_that_leaps_onto_a_neighbour_is_cut_and_restitched_to_its_head()
     assert off[(off.x - 200).abs() < 3]["track_id"].nunique() == 2
 
 
+def test_a_track_that_leaps_onto_a_head_whose_track_just_ended_hands_the_head_back():
+    """A spot 14 px beside an immotile head has its own track (2). The head's track (1) loses it
+    at frame 40 and the spot's track takes the head at frame 46 (its own spot fades). Nothing is
+    left behind where the spot was, but the landing site was the head's: cut there (``landing_s``)
+    and restitched, the head is one track and the spot another. Off, the head changes id."""
+    rng = np.random.default_rng(4)
+    f = np.arange(100)
+    head = _cell(1, f[:41], 200 + rng.normal(0, 0.3, 41), 100 + rng.normal(0, 0.3, 41), 0.9)
+    spot = _cell(2, f[:46], 214 + rng.normal(0, 0.3, 46), 100 + rng.normal(0, 0.3, 46), 0.6, cls=OTHER_CLS)
+    taken = _cell(2, f[46:], 200 + rng.normal(0, 0.3, 54), 100 + rng.normal(0, 0.3, 54), 0.9)
+    t = make_tracks(pd.concat([head, spot, taken], ignore_index=True))
+    assert split_jumps(t, FPS)[1] == 0                      # the rule is off unless asked for
+    cut, n = split_jumps(t, FPS, landing_s=0.4)
+    assert n == 1 and cut["track_id"].nunique() == 3
+    out = refine_tracks(t, FPS)
+    at_head = out[(out.x - 200).abs() < 3]
+    assert at_head["track_id"].nunique() == 1 and len(at_head) == 100
+    assert set(out[(out.x - 214).abs() < 3]["track_id"]).isdisjoint(set(at_head["track_id"]))
+    off = refine_tracks(t, FPS, params=RefineParams(jump_landing_s=0.0))
+    assert off[(off.x - 200).abs() < 3]["track_id"].nunique() == 2
+
+
 def test_the_sparse_stitch_assignment_finds_the_dense_optimum(monkeypatch):
     """Components too large for a dense cost matrix are solved sparsely: same number of pairs
     and same total cost as the dense Hungarian solution, on random pair graphs."""
