@@ -572,7 +572,8 @@ def _class_gains(fa: np.ndarray, sa: np.ndarray, fb: np.ndarray, sb: np.ndarray,
     |pA- - pB+| - |pB- - pA+|`` (in [-2, 2]; 0 when both tracks are sperm throughout: heads
     that meet are told apart by their motion alone). 0 where a track has no rows on one side
     (it starts or ends at ``c``: a head entering at the frame border is classed ``other`` until
-    it is whole)."""
+    it is whole), and 0 where its size is below ``_CROSS_CLASS_MIN`` (a few rows of the other
+    class are the classifier's noise)."""
     def shares(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cs = np.r_[0.0, np.cumsum(s)]
         i = np.searchsorted(f, cands, side="right")          # rows <= c: [0, i)
@@ -584,8 +585,9 @@ def _class_gains(fa: np.ndarray, sa: np.ndarray, fb: np.ndarray, sb: np.ndarray,
 
     a0, a1 = shares(fa, sa)
     b0, b1 = shares(fb, sb)
-    g = np.abs(a0 - a1) + np.abs(b0 - b1) - np.abs(a0 - b1) - np.abs(b0 - a1)
-    return np.nan_to_num(g, nan=0.0)
+    g = np.nan_to_num(np.abs(a0 - a1) + np.abs(b0 - b1) - np.abs(a0 - b1) - np.abs(b0 - a1), nan=0.0)
+    # a few rows of the other class either side are the classifier's noise, not evidence
+    return np.where(np.abs(g) >= _CROSS_CLASS_MIN, g, 0.0)
 
 
 def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
