@@ -62,7 +62,7 @@ _CROSS_QUASI = True
 CROSS_CLASS_NATS = 20.0
 #: meetings of two tracks whose classes disagree reach this far (median box sides): a head's
 #: ``other`` satellite rides up to ~12 px from it; an exchange there needs the class term's
-#: support (at least ``_CROSS_CLASS_MIN``), never motion alone
+#: support, never motion alone. ``_CROSS_CLASS_MIN``: smaller class gains are noise (count 0)
 CROSS_CLASS_NEAR_BOXES = 1.0
 _CROSS_CLASS_MIN = 0.5
 #: weight of each fragment end's wobble about its fitted line (the head's lateral beat and the
@@ -283,7 +283,7 @@ def _cut_tracks(t: pd.DataFrame, cut: np.ndarray, source: str) -> pd.DataFrame:
 
 
 def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3, factor: float = 3.0,
-                evidence_s: float = 1.0, landing_s: float = 0.0, window: int = 5) -> tuple[pd.DataFrame, int]:
+                evidence_s: float = 1.0, landing_s: float = 0.4, window: int = 5) -> tuple[pd.DataFrame, int]:
     """Cut tracks where they leap from an object onto a neighbour: ``(tracks, number of cuts)``.
 
     The online tracker sometimes carries a track from its head onto a neighbour (a spot on a
@@ -294,7 +294,7 @@ def split_jumps(tracks: pd.DataFrame, fps: float, *, min_jump_boxes: float = 0.3
     the displacement the track's own median speed over the ``window`` steps before and after it
     predicts for the step's frame gap, and (2) there is evidence that something was left
     behind: another track has a detection within that distance of the pre-leap position within
-    ``evidence_s`` after it, or (2b, when ``landing_s`` > 0) that the landing site was taken:
+    ``evidence_s`` after it, or (2b; ``landing_s`` 0 turns it off) that the landing site was taken:
     another track has a detection within that distance of the post-leap position within
     ``landing_s`` before it (a satellite's or neighbour's track leaping onto a head as the head's
     own track loses it). Rule (2) keeps jumpy but continuous paths whole (annotators'
@@ -607,7 +607,7 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
     When the tracks carry more than one class (the product tracks ``other`` spots too), the
     gain also counts how much better the classes join (:func:`_class_gains`, x
     ``CROSS_CLASS_NATS``), and meetings reach ``CROSS_CLASS_NEAR_BOXES``: a wider meeting in
-    which an exchange would make the classes agree better (by ``_CROSS_CLASS_MIN``) is decided
+    which an exchange would make the classes agree better is decided
     whole, motion and classes together; one that never comes close is decided only at such
     points. Other wide meetings fall back to their close meetings (docs/TRACKER.md, "Crossings
     where the classes disagree").
@@ -657,7 +657,7 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
                 cg = class_gains(ma, mb, f0, f1)
                 gain = gain + CROSS_CLASS_NATS * cg
                 if class_only:
-                    gain = np.where(cg >= _CROSS_CLASS_MIN, gain, -np.inf)
+                    gain = np.where(cg > 0, gain, -np.inf)
             j = int(np.argmax(gain))
             if not gain[j] > CROSS_MARGIN_NATS:
                 break
@@ -669,7 +669,7 @@ def resolve_crossings(tracks: pd.DataFrame, fps: float) -> pd.DataFrame:
 
     n_swapped = 0
     for f0, f1, ia, ib, inner in groups:
-        if use_class and (class_gains(tid == ia, tid == ib, f0, f1) >= _CROSS_CLASS_MIN).any():
+        if use_class and (class_gains(tid == ia, tid == ib, f0, f1) > 0).any():
             # the classes disagree across this meeting: decide it whole, motion and classes together;
             # a meeting that never comes close is decided by the classes or not at all
             n_swapped += decide(f0, f1, ia, ib, class_only=not inner)

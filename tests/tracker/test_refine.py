@@ -445,8 +445,8 @@ def test_a_track_that_leaps_onto_a_head_whose_track_just_ended_hands_the_head_ba
     spot = _cell(2, f[:46], 214 + rng.normal(0, 0.3, 46), 100 + rng.normal(0, 0.3, 46), 0.6, cls=OTHER_CLS)
     taken = _cell(2, f[46:], 200 + rng.normal(0, 0.3, 54), 100 + rng.normal(0, 0.3, 54), 0.9)
     t = make_tracks(pd.concat([head, spot, taken], ignore_index=True))
-    assert split_jumps(t, FPS)[1] == 0                      # the rule is off unless asked for
-    cut, n = split_jumps(t, FPS, landing_s=0.4)
+    assert split_jumps(t, FPS, landing_s=0.0)[1] == 0      # rule (2) alone sees nothing left behind
+    cut, n = split_jumps(t, FPS)
     assert n == 1 and cut["track_id"].nunique() == 3
     out = refine_tracks(t, FPS)
     at_head = out[(out.x - 200).abs() < 3]
