@@ -109,7 +109,7 @@ class BlobParams:
     merge_factor: float = ranged(1.5, 0.0, 100.0)
     core_window: float = ranged(0.6, 0.01, 100.0)
     sperm_min_prob: float = ranged(0.6, 0.0, 1.0)
-    classifier_scale_band: float = ranged(1.25, 1.0, 1000.0)
+    classifier_scale_band: float = ranged(1.15, 1.0, 1000.0)
     duplicate_factor: float = ranged(1.25, 0.0, 100.0)
     classifier_reuse_tol: float = ranged(0.1, 0.0, 10.0)
 

@@ -594,5 +594,5 @@ def train_classifier(data: list[Path], out: Path, cfg: ClassifierTrainConfig, *,
                          f"impurity > {IMPURITY_RADIUS} px from every label, else dropped; "
                          f"candidates BlobDetector(classifier=None).candidates(frame, min_z={LOW_Z})"}
     clf = CandidateClassifier(model, cfg.arch, cfg.crop_size, provenance=prov,
-                              version=f"classifier-v4 (spermtrack {getattr(spermtrack, '__version__', '?')})", tta=tta)
+                              version=f"classifier-v5 (spermtrack {getattr(spermtrack, '__version__', '?')})", tta=tta)
     return clf.save(out)

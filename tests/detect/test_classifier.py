@@ -168,10 +168,15 @@ def test_cli_bad_data_path(tmp_path, capsys):
         CandidateClassifier.load(tmp_path / "missing.pt")
 
 
-@pytest.mark.parametrize("difficulty", ["medium", "hard"])
-def test_default_keeps_classic_phantom_heads(difficulty):
+@pytest.mark.parametrize("difficulty, keep", [("medium", 0.9), ("hard", 0.85)])
+def test_default_keeps_classic_phantom_heads(difficulty, keep):
     """The shipped classifier accepts the heads of the older (classic) phantom look too: recall of
-    the default detector with the classifier >= 0.9 x recall without it on a small clip."""
+    the default detector with the classifier >= ``keep`` x recall without it on a small clip.
+
+    Hard: 0.85, not 0.9, since v5 (scale jitter x1.1 in training, robust to real heads of other
+    sizes): it keeps 0.87 of the classic look's hard heads on this clip (v4: 0.94). A classifier that
+    loses the look's heads fails it: the 4-video crop-40 weights had recall 0.79-0.84 on the easy
+    clips where earlier weights had 0.95-0.97 (docs/CLASSIFIER.md)."""
     from spermtrack.detect.blob import BlobDetector
     from spermtrack.synth import render_frame, simulate_cells
     from spermtrack.evaluate.detmetrics import detection_scores, truth_frames
@@ -187,7 +192,7 @@ def test_default_keeps_classic_phantom_heads(difficulty):
         det.calibrate(frames)
         rec.append(detection_scores(det.detect(frames), truth, classes=(0,)).recall)
     assert rec[1] > 0.5, rec
-    assert rec[0] >= 0.9 * rec[1], rec
+    assert rec[0] >= keep * rec[1], rec
 
 
 def test_synth_samples_cycle_looks_and_difficulties(monkeypatch):
@@ -365,3 +370,32 @@ def test_probability_reuse_carries_unchanged_candidates_and_reclassifies_changed
     np.testing.assert_allclose(p, clf.predict_proba(other, xy[:, 0], xy[:, 1], head_contrast_gray=hc))
     reuse.reset()
     assert r.n_seen == 0 and r._xy is None
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.2])
+def test_real_heads_of_other_sizes(scale):
+    """Real video 11 resampled by a known factor (heads 0.8x / 1.2x as long, labels known exactly),
+    validation frames 601-734 (not trained on): the default detector keeps finding heads (v4 with the
+    x1.25 band: recall 0.86 at 0.8x, precision 0.81 at 1.2x on these frames, every 2nd;
+    benchmarks/scale_robustness.py)."""
+    import sys
+
+    import cv2
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root))
+    from benchmarks import realdata as rd
+    from spermtrack.detect.blob import BlobDetector
+
+    if not (rd.VIDEO11.is_file() and rd.LABELS11.is_dir()):
+        pytest.skip(f"{rd.VIDEO11} absent")
+    idx, frames = [], []
+    for i, st in rd.iter_frame_batches(rd.VIDEO11, range(601, 735, 4), batch=64):
+        idx += i
+        frames += [cv2.resize(f, None, fx=scale, fy=scale,
+                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR) for f in st]
+    det = BlobDetector()
+    dets = det.detect(np.stack(frames))
+    m = rd.score_frames([rd.det_centres(d) / scale for d in dets],
+                        [rd.Truth.from_labels(rd.read_yolo_labels(rd.label_path(rd.LABELS11, 11, i))) for i in idx])
+    assert m.precision >= 0.84 and m.recall >= 0.87, (m.precision, m.recall)
