@@ -54,7 +54,11 @@ def resolve_weights(spec: str, tmp: Path) -> str:
         return spec
     rev = spec[4:]
     out = tmp / f"classifier_{rev}.pt"
-    blob = subprocess.run(["git", "show", f"{rev}:{WEIGHTS_PATH}"], cwd=ROOT, capture_output=True, check=True).stdout
+    r = subprocess.run(["git", "show", f"{rev}:{WEIGHTS_PATH}"], cwd=ROOT, capture_output=True)
+    if r.returncode != 0:
+        raise SystemExit(f"scale_robustness: cannot read {WEIGHTS_PATH} at commit {rev} (a shallow clone?): "
+                         f"{r.stderr.decode(errors='replace').strip()}; pass --configs with a weights path instead")
+    blob = r.stdout
     out.write_bytes(blob)
     return str(out)
 

@@ -380,11 +380,10 @@ def test_real_heads_of_other_sizes(scale):
     0.8x, precision 0.81 at 1.2x; benchmarks/scale_robustness.py)."""
     import sys
 
-    import cv2
-
     root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(root))
     from benchmarks import realdata as rd
+    from benchmarks.scale_robustness import resampled
     from spermtrack.detect.blob import BlobDetector
 
     if not (rd.VIDEO11.is_file() and rd.LABELS11.is_dir()):
@@ -392,10 +391,9 @@ def test_real_heads_of_other_sizes(scale):
     idx, frames = [], []
     for i, st in rd.iter_frame_batches(rd.VIDEO11, range(601, 735, 4), batch=64):
         idx += i
-        frames += [cv2.resize(f, None, fx=scale, fy=scale,
-                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR) for f in st]
+        frames.append(resampled(st, scale))
     det = BlobDetector()
-    dets = det.detect(np.stack(frames))
+    dets = det.detect(np.concatenate(frames))
     m = rd.score_frames([rd.det_centres(d) / scale for d in dets],
                         [rd.Truth.from_labels(rd.read_yolo_labels(rd.label_path(rd.LABELS11, 11, i))) for i in idx])
     assert m.precision >= 0.84 and m.recall >= 0.87, (m.precision, m.recall)
