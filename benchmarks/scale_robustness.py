@@ -63,6 +63,25 @@ def resolve_weights(spec: str, tmp: Path) -> str:
     return str(out)
 
 
+def load_sets(sets: dict = SETS) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """``(frames, truths)`` of each set of video 11 (``name: (first, last, step)``): the frame
+    stack and the label :class:`~benchmarks.realdata.Truth` of every frame."""
+    frames, truths = {}, {}
+    for name, (lo, hi, step) in sets.items():
+        idx_all, stacks = [], []
+        for idx, st in rd.iter_frame_batches(rd.VIDEO11, range(lo, hi + 1, step), batch=64):
+            idx_all += idx
+            stacks.append(st)
+        frames[name] = np.concatenate(stacks)
+        truths[name] = [rd.Truth.from_labels(rd.read_yolo_labels(rd.label_path(rd.LABELS11, 11, i))) for i in idx_all]
+    return frames, truths
+
+
+def sets_text(sets: dict = SETS) -> str:
+    """The frame sets as the results files name them."""
+    return "; ".join(f"{k} (one frame in {step})" for k, (_, _, step) in sets.items())
+
+
 def resampled(frames: np.ndarray, s: float) -> np.ndarray:
     import cv2
 
@@ -96,14 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     scales = [float(x) for x in a.scales.split(",")]
-    frames, truths = {}, {}
-    for name, (lo, hi, step) in SETS.items():
-        idx_all, stacks = [], []
-        for idx, st in rd.iter_frame_batches(rd.VIDEO11, range(lo, hi + 1, step), batch=64):
-            idx_all += idx
-            stacks.append(st)
-        frames[name] = np.concatenate(stacks)
-        truths[name] = [rd.Truth.from_labels(rd.read_yolo_labels(rd.label_path(rd.LABELS11, 11, i))) for i in idx_all]
+    frames, truths = load_sets()
     results = {}
     with tempfile.TemporaryDirectory() as td:
         for cfg in a.configs:
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "Data: `" + rd.rel(rd.VIDEO11) + "` resampled by each scale factor (cv2 INTER_AREA below 1, INTER_LINEAR "
         "above): heads `scale` times longer than video 11's. Predictions are divided by the factor and scored against "
         f"video 11's own labels (class 0, centres within {rd.MATCH_PX:g} px, cluster / pinhead objects ignored, as "
-        "`real_detection.py`). Sets: " + "; ".join(f"{k} (every {v[2]}-th frame)" for k, v in SETS.items())
+        "`real_detection.py`). Sets: " + sets_text()
         + ". The validation frames are where the recipe and the band were chosen; the report half is held out.",
         "",
         "Configurations: " + "; ".join(f"`{c}`" for c in a.configs) + " (`git:REV`: the classifier file of "
