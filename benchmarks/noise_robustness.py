@@ -14,7 +14,7 @@ Degrading video 11 by known operations keeps its labels exact (nothing moves):
 - ``h264 Q``: re-encoded with libx264 at CRF Q (PyAV, preset medium, yuv420p) and decoded again
   (VISEM's own files are H.264; 35 and 45 are much harder compression than theirs).
 
-Rows: detector configurations (``--configs``: ``NAME=WEIGHTS@BAND`` as in ``scale_robustness.py``;
+Rows: detector configurations (``--configs``: ``NAME=WEIGHTS@BAND`` as in ``scale_robustness.py``,
 WEIGHTS ``none``: no classifier; default: the shipped detector and the same without its classifier)
 and the two peer detectors of ``real_detection.py`` on the same frames (``--no-peers``: without).
 Frames: video 11's validation frames 601-734 (every 2nd) and the held-out report half 735-1469
@@ -22,7 +22,7 @@ Frames: video 11's validation frames 601-734 (every 2nd) and the held-out report
 configuration, degradation and set is a fresh detector calibrated on the degraded frames (a new
 video). Noise is drawn from a fixed seed: the run is reproducible.
 
-Run: ``python benchmarks/noise_robustness.py`` (~6 min on 2 cores); ``--no-write`` prints only.
+Run: ``python benchmarks/noise_robustness.py`` (~4 min on 2 cores); ``--no-write`` prints only.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import realdata as rd  # noqa: E402
 from benchmarks.real_detection import PEERS  # noqa: E402  (public Python CASA detectors, bright polarity)
-from benchmarks.scale_robustness import SETS, load_sets, resolve_weights, sets_text  # noqa: E402
+from benchmarks.scale_robustness import SETS, detect_stack, load_sets, parse_config, sets_text  # noqa: E402
 
 OUT = rd.RESULTS / "noise_robustness.md"
 DEFAULT_CONFIGS = ["default (shipped classifier)=default@1.15", "without the classifier=none@1.15"]
@@ -100,8 +100,6 @@ def degraded(frames: np.ndarray, spec: str, rng: np.random.Generator) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    from spermtrack.detect.factory import make_detector
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="NAME=WEIGHTS@BAND (see the module doc)")
     ap.add_argument("--degradations", default=DEFAULT_DEGRADATIONS, help="comma-separated (see the module doc)")
@@ -120,16 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as td:
         for cfg in a.configs:
-            label, spec_w = cfg.split("=", 1)
-            wspec, band = spec_w.rsplit("@", 1)
-            weights = None if wspec == "none" else resolve_weights(wspec, Path(td))
+            label, weights, band = parse_config(cfg, Path(td))
             for (spec, name), st in inputs.items():
-                det = make_detector("blob", polarity="auto", classifier=weights, classifier_scale_band=float(band))
-                preds = []
-                for i in range(0, len(st), 64):
-                    preds += [rd.det_centres(d) for d in det.detect(st[i:i + 64])]
+                preds, cal, _ = detect_stack(weights, band, st)
                 m = rd.score_frames(preds, truths[name])
-                cal = det.calibration
                 results[(label, spec, name)] = (m, cal.threshold_z, cal.spread_gray)
                 print(f"{label} | {name} | {spec}: P {m.precision:.3f} R {m.recall:.3f} F1 {m.f1:.3f} "
                       f"threshold {cal.threshold_z:.1f} z, spread {cal.spread_gray:.2f}", file=sys.stderr, flush=True)

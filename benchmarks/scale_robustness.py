@@ -12,7 +12,7 @@ centres x ``s``; predictions are scored back in the original pixels, within 8 px
 
 Rows: detector configurations (``--configs``: ``NAME=WEIGHTS@BAND``; WEIGHTS ``default`` = the
 shipped classifier, ``git:REV`` = the classifier file of an earlier commit (extracted with ``git
-show``), or a path; BAND = ``detect.blob.classifier_scale_band``). Columns: scale factors.
+show``), ``none`` = no classifier, or a path; BAND = ``detect.blob.classifier_scale_band``). Columns: scale factors.
 Frames: video 11's validation frames 601-734 (every 2nd; the classifier's recipe and the band were
 chosen there, docs/CLASSIFIER.md) and the held-out report half 735-1469 (every 5th). Each
 configuration and scale is a fresh detector calibrated on the resampled frames (as a new video).
@@ -91,17 +91,31 @@ def resampled(frames: np.ndarray, s: float) -> np.ndarray:
     return np.stack([cv2.resize(f, None, fx=s, fy=s, interpolation=interp) for f in frames])
 
 
-def run_config(weights: str, band: float, frames: dict[str, np.ndarray], s: float) -> dict:
+def parse_config(cfg: str, tmp: Path) -> tuple[str, str | None, float]:
+    """``NAME=WEIGHTS@BAND`` -> ``(name, weights, band)``; WEIGHTS ``none``: no classifier (None),
+    else as :func:`resolve_weights`."""
+    label, spec = cfg.split("=", 1)
+    wspec, band = spec.rsplit("@", 1)
+    return label, None if wspec == "none" else resolve_weights(wspec, tmp), float(band)
+
+
+def detect_stack(weights: str | None, band: float, stack: np.ndarray) -> tuple[list[np.ndarray], object, float]:
+    """``(class-0 centres per frame, calibration, classifier input scale)`` of a fresh default
+    detector (classifier ``weights``, resize band ``band``) run on ``stack`` as a new video."""
     from spermtrack.detect.factory import make_detector
 
+    det = make_detector("blob", polarity="auto", classifier=weights, classifier_scale_band=band)
+    preds = []
+    for i in range(0, len(stack), 64):
+        preds += [rd.det_centres(d) for d in det.detect(stack[i:i + 64])]
+    return preds, det.calibration, det.classifier_scale()[0]
+
+
+def run_config(weights: str | None, band: float, frames: dict[str, np.ndarray], s: float) -> dict:
     out = {}
     for name, stack in frames.items():
-        det = make_detector("blob", polarity="auto", classifier=weights, classifier_scale_band=band)
-        st = resampled(stack, s)
-        preds = []
-        for i in range(0, len(st), 64):
-            preds += [rd.det_centres(d) / s for d in det.detect(st[i:i + 64])]
-        out[name] = (preds, det.calibration.head_length_px, det.classifier_scale()[0])
+        preds, cal, rs = detect_stack(weights, band, resampled(stack, s))
+        out[name] = ([p / s for p in preds], cal.head_length_px, rs)
     return out
 
 
@@ -119,11 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as td:
         for cfg in a.configs:
-            label, spec = cfg.split("=", 1)
-            wspec, band = spec.rsplit("@", 1)
-            weights = resolve_weights(wspec, Path(td))
+            label, weights, band = parse_config(cfg, Path(td))
             for s in scales:
-                r = run_config(weights, float(band), frames, s)
+                r = run_config(weights, band, frames, s)
                 for name, (preds, head, rs) in r.items():
                     m = rd.score_frames(preds, truths[name])
                     results[(label, name, s)] = (m, head, rs)
